@@ -1,0 +1,107 @@
+"""Built-in accounts and session tokens.
+
+Passwords are stored only as Argon2id hashes (im/passwords.py), computed in a worker
+thread so logins never stall the event loop. Account keys are keyed hashes of the name
+(im/keys.py). Tokens are 256-bit random strings stored by their SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from collections.abc import Callable
+
+from im import client_pb2 as pb
+from im import records_pb2 as rec
+from im.errors import ImError
+from im.keys import KeySchema
+from im.passwords import hash_password, verify_password
+from store.api import Delete, Insert, Put, RecordStore
+from store.errors import KeyExists
+
+__all__ = ["Accounts", "USER_NAME", "validate_user", "validate_password"]
+
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+_DUMMY_HASH = hash_password("timnode-dummy-password")
+
+
+def validate_user(user: str) -> None:
+    if not USER_NAME.fullmatch(user):
+        raise ImError(pb.BAD_REQUEST, "user must be 1-64 characters of letters, digits and ._@-")
+
+
+def validate_password(password: str) -> None:
+    if not 8 <= len(password.encode()) <= 1024:
+        raise ImError(pb.BAD_REQUEST, "password must be 8-1024 bytes")
+
+
+class Accounts:
+    """Register, verify passwords, issue and resolve tokens."""
+
+    def __init__(self, store: RecordStore, keys: KeySchema, now_ms: Callable[[], int], token_ttl_s: float) -> None:
+        self._store = store
+        self._keys = keys
+        self._now_ms = now_ms
+        self._token_ttl_ms = int(token_ttl_s * 1000)
+        self._known: set[str] = set()
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+
+    async def _verify(self, password: str, encoded: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(None, verify_password, password, encoded)
+
+    async def register(self, user: str, password: str) -> None:
+        validate_user(user)
+        validate_password(password)
+        if await self.exists(user):
+            raise ImError(pb.CONFLICT, "user name already taken")
+        account = rec.Account(user=user, password_hash=await self._hash(password), created_at=self._now_ms())
+        try:
+            await self._store.write([Insert(self._keys.account(user), account.SerializeToString())])
+        except KeyExists:
+            raise ImError(pb.CONFLICT, "user name already taken") from None
+        self._known.add(user)
+
+    async def exists(self, user: str) -> bool:
+        if user in self._known:
+            return True
+        if not USER_NAME.fullmatch(user):
+            return False
+        found = await self._store.get(self._keys.account(user)) is not None
+        if found:
+            self._known.add(user)
+        return found
+
+    async def check_password(self, user: str, password: str) -> bool:
+        """True when the password matches; costs one KDF run even for unknown users."""
+        raw = await self._store.get(self._keys.account(user)) if USER_NAME.fullmatch(user) else None
+        if raw is None:
+            await self._verify(password, _DUMMY_HASH)
+            return False
+        account = rec.Account.FromString(raw)
+        return await self._verify(password, account.password_hash)
+
+    async def issue_token(self, user: str, device: str) -> tuple[str, int]:
+        token = secrets.token_urlsafe(32)
+        expires = self._now_ms() + self._token_ttl_ms
+        record = rec.Token(user=user, device=device, expires_at=expires)
+        await self._store.write([Put(self._keys.token(token), record.SerializeToString())])
+        return token, expires
+
+    async def resolve_token(self, token: str) -> rec.Token | None:
+        if not token or len(token) > 256:
+            return None
+        raw = await self._store.get(self._keys.token(token))
+        if raw is None:
+            return None
+        record = rec.Token.FromString(raw)
+        if record.expires_at < self._now_ms():
+            await self._store.write([Delete(self._keys.token(token))])
+            return None
+        return record
+
+    async def revoke_token(self, token: str) -> None:
+        if token:
+            await self._store.write([Delete(self._keys.token(token))])

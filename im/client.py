@@ -1,0 +1,485 @@
+"""The Python SDK: an asyncio client for the timnode client protocol.
+
+    async with Client(["ws://a:7400", "ws://b:7400"], "alice", "secret-pw", register=True) as c:
+        await c.send("bob", text="hi")
+        async for event in c.events():
+            ...
+
+What it guarantees: requests are matched to responses by id; a send is retried across
+reconnects with the same ``client_msg_id`` until the node acknowledges it (the node makes
+retries idempotent); after every (re)connect the client syncs from its cursor, so a
+client that drops loses nothing; every message id reaches the application once
+(pushes and sync overlap are de-duplicated). Reconnects use full-jitter exponential
+backoff over the given URLs in turn. Received messages are acknowledged automatically
+(coalesced: one DeliveryAck per ~50 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from im import client_pb2 as pb
+from im.codec import JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, codec_for
+from im.errors import ImError
+
+__all__ = [
+    "Client",
+    "ClientEvent",
+    "MessageEvent",
+    "PresenceEvent",
+    "DeliveredEvent",
+    "KickedEvent",
+    "ConnectedEvent",
+    "DisconnectedEvent",
+    "ConnectionLost",
+]
+
+log = logging.getLogger(__name__)
+
+_ACK_DELAY = 0.05
+_ACK_BATCH = 256
+_SEEN = 50_000
+_FINAL_KICKS = {pb.REPLACED, pb.DEVICE_LIMIT_KICK, pb.ADMIN}
+
+
+class ConnectionLost(ConnectionError):
+    """The connection dropped before a response arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """Base of everything ``Client.events()`` yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent(ClientEvent):
+    message: pb.Message
+    synced: bool  # came from a sync after (re)connect rather than a live push
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent(ClientEvent):
+    presence: pb.Presence
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredEvent(ClientEvent):
+    by: str
+    message_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KickedEvent(ClientEvent):
+    reason: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedEvent(ClientEvent):
+    url: str
+    session: pb.Session
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectedEvent(ClientEvent):
+    code: int
+    reason: str
+
+
+class Client:
+    """A reconnecting client for one account on one device."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        user: str,
+        password: str = "",
+        *,
+        device: str = "",
+        register: bool = False,
+        token: str = "",
+        use_json: bool = False,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.2, 10.0),
+        cursor: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.user = user
+        self.password = password
+        self.device = device or "sdk-" + secrets.token_hex(4)
+        self.token = token
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.cursor = cursor
+        self.session: pb.Session | None = None
+        self.url = ""
+        self._register = register
+        self._codec = codec_for(JSON_SUBPROTOCOL if use_json else PROTO_SUBPROTOCOL)
+        self._rng = rng or random.Random()
+        self._ws: ClientConnection | None = None
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future[pb.ServerFrame]] = {}
+        self._events: asyncio.Queue[ClientEvent | None] = asyncio.Queue(maxsize=10_000)
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._ack_ids: list[int] = []
+        self._ack_handle: asyncio.TimerHandle | None = None
+        self._connected = asyncio.Event()
+        self._closed = False
+        self._fatal: BaseException | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._syncing = False
+        self._push_max = 0
+        self._reader: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def connect(self) -> pb.Session:
+        """Connect and log in (register first if asked); then keep reconnecting in the background."""
+        ws, session = await self._open(self.urls[0])
+        self._supervisor = asyncio.create_task(self._supervise(ws))
+        await self._connected.wait()
+        return session
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        if self._ws is not None:
+            await self._flush_acks()
+            await self._ws.close()
+        self._fail_pending(ConnectionLost("client closed"))
+        self._events.put_nowait(None) if not self._events.full() else None
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    # ------------------------------------------------------------------ operations
+
+    async def send(
+        self,
+        to: str,
+        text: str | None = None,
+        *,
+        data: bytes | None = None,
+        type: int = 1,
+        ext: dict[str, str] | None = None,
+        client_msg_id: str = "",
+        timeout: float = 60.0,
+    ) -> pb.Sent:
+        """Send a message; retried across reconnects until acknowledged (idempotent)."""
+        req = pb.Send(to=to, type=type, client_msg_id=client_msg_id or secrets.token_hex(12))
+        if data is not None:
+            req.data = data
+        else:
+            req.text = text or ""
+        if ext:
+            req.ext.update(ext)
+        reply = await asyncio.wait_for(self._request_retrying(pb.ClientFrame(send=req)), timeout)
+        return reply.sent
+
+    async def history(self, peer: str, before: int = 0, limit: int = 50) -> pb.MessagePage:
+        reply = await self._request_retrying(pb.ClientFrame(history=pb.History(peer=peer, before=before, limit=limit)))
+        return reply.page
+
+    async def subscribe(self, users: Sequence[str]) -> list[pb.Presence]:
+        reply = await self._request_retrying(pb.ClientFrame(subscribe=pb.Subscribe(users=list(users))))
+        return list(reply.presences.presences)
+
+    async def unsubscribe(self, users: Sequence[str]) -> None:
+        await self._request_retrying(pb.ClientFrame(unsubscribe=pb.Unsubscribe(users=list(users))))
+
+    async def ping(self) -> int:
+        reply = await self._request_retrying(pb.ClientFrame(ping=pb.Ping()))
+        return reply.pong.server_time
+
+    async def logout(self) -> None:
+        """Revoke this device's token and close; the client does not reconnect."""
+        self.reconnect = False
+        with contextlib.suppress(ConnectionLost):
+            await self.request(pb.ClientFrame(logout=pb.Logout()))
+        await self.close()
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        """Everything that happens, in order; ends when the client is closed."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    async def next_event(self, timeout: float | None = None) -> ClientEvent | None:
+        return await asyncio.wait_for(self._events.get(), timeout)
+
+    async def request(self, frame: pb.ClientFrame) -> pb.ServerFrame:
+        """Send one request on the current connection and await its response.
+
+        Raises:
+            ImError: the node answered with an Error.
+            ConnectionLost: the connection dropped first.
+        """
+        ws = self._ws
+        if ws is None:
+            raise ConnectionLost("not connected")
+        return await self._exchange(ws, frame)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _request_retrying(self, frame: pb.ClientFrame) -> pb.ServerFrame:
+        while True:
+            if self._fatal is not None:
+                raise ConnectionLost(f"client stopped: {self._fatal}")
+            await self._connected.wait()
+            try:
+                return await self.request(frame)
+            except ConnectionLost:
+                if self._closed or not self.reconnect:
+                    raise
+                await asyncio.sleep(0)
+
+    async def _exchange(self, ws: ClientConnection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        self._next_id += 1
+        request_id = frame.id = self._next_id
+        future: asyncio.Future[pb.ServerFrame] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await ws.send(self._codec.encode(frame))
+            reply = await future
+        except ConnectionClosed as exc:
+            raise ConnectionLost(str(exc)) from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if reply.WhichOneof("body") == "error":
+            raise ImError(reply.error.code, reply.error.message, retry_after=reply.error.retry_after)
+        return reply
+
+    async def _open(self, url: str) -> tuple[ClientConnection, pb.Session]:
+        ws = await connect(url, subprotocols=[self._codec.subprotocol], compression=None,  # type: ignore[list-item]
+                           open_timeout=10, max_size=2**22)
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            session = await self._login(ws)
+        except BaseException:
+            reader.cancel()
+            await ws.close()
+            raise
+        self._ws, self.url, self.session = ws, url, session
+        self._reader = reader
+        if session.acked_cursor > self.cursor:
+            self.cursor = session.acked_cursor
+        return ws, session
+
+    async def _login(self, ws: ClientConnection) -> pb.Session:
+        if self.token:
+            try:
+                reply = await self._exchange(ws, pb.ClientFrame(resume=pb.Resume(token=self.token, device=self.device)))
+                return reply.session
+            except ImError as exc:
+                if exc.code != pb.AUTH_FAILED or not self.password:
+                    raise
+        if self._register:
+            frame = pb.ClientFrame(register=pb.Register(user=self.user, password=self.password, device=self.device))
+            try:
+                reply = await self._exchange(ws, frame)
+                self._register = False
+                self.token = reply.session.token
+                return reply.session
+            except ImError as exc:
+                if exc.code != pb.CONFLICT:
+                    raise
+            self._register = False
+        frame = pb.ClientFrame(login=pb.Login(user=self.user, password=self.password, device=self.device))
+        reply = await self._exchange(ws, frame)
+        self.token = reply.session.token
+        return reply.session
+
+    async def _supervise(self, ws: ClientConnection) -> None:
+        attempt = 0
+        url_index = 0
+        while not self._closed:
+            try:
+                await self._run_connection(ws)
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported as a disconnect
+                log.debug("connection ended: %r", exc)
+            if self._closed or not self.reconnect or self._fatal is not None:
+                break
+            ws_opt = None
+            while ws_opt is None and not self._closed:
+                attempt += 1
+                url_index = (url_index + 1) % len(self.urls) if attempt > 1 or len(self.urls) > 1 else 0
+                delay = self._rng.uniform(0, min(self.backoff[1], self.backoff[0] * 2 ** min(attempt, 16)))
+                await asyncio.sleep(delay)
+                try:
+                    ws_opt, _ = await self._open(self.urls[url_index])
+                except ImError as exc:
+                    if exc.code in (pb.AUTH_FAILED, pb.DEVICE_LIMIT) and exc.retry_after == 0:
+                        self._stop(exc)
+                        return
+                except (OSError, InvalidHandshake, ConnectionClosed, ConnectionLost, TimeoutError) as exc:
+                    log.debug("reconnect to %s failed: %r", self.urls[url_index], exc)
+            if ws_opt is None:
+                break
+            ws = ws_opt
+        self._stop(None)
+
+    def _stop(self, exc: BaseException | None) -> None:
+        self._fatal = exc or ConnectionLost("closed")
+        self._connected.clear()
+        self._fail_pending(ConnectionLost("client stopped"))
+        if not self._events.full():
+            self._events.put_nowait(None)
+
+    async def _run_connection(self, ws: ClientConnection) -> None:
+        assert self.session is not None
+        self._emit(ConnectedEvent(self.url, self.session))
+        await self._sync_all(ws)
+        self._connected.set()
+        try:
+            if self._reader is not None:
+                await self._reader
+        finally:
+            self._connected.clear()
+            self._ws = None
+            self._fail_pending(ConnectionLost("connection closed"))
+            code = ws.close_code or 1006
+            self._emit(DisconnectedEvent(code, ws.close_reason or ""))
+
+    async def _sync_all(self, ws: ClientConnection) -> None:
+        self._syncing, self._push_max = True, 0
+        try:
+            after = self.cursor
+            while True:
+                reply = await self._exchange(ws, pb.ClientFrame(sync=pb.Sync(after=after, limit=500)))
+                for message in reply.page.messages:
+                    self._deliver(message, synced=True)
+                after = max(after, reply.page.cursor)
+                if not reply.page.more:
+                    break
+            self.cursor = max(self.cursor, after, self._push_max)
+        finally:
+            self._syncing = False
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for data in ws:
+                try:
+                    frame = self._codec.decode_server(data)
+                except ImError:
+                    log.warning("undecodable frame from node ignored")
+                    continue
+                self._on_frame(frame)
+        except ConnectionClosed:
+            pass
+
+    def _on_frame(self, frame: pb.ServerFrame) -> None:
+        if frame.id:
+            future = self._pending.get(frame.id)
+            if future is not None and not future.done():
+                future.set_result(frame)
+            return
+        kind = frame.WhichOneof("body")
+        if kind == "message":
+            self._deliver(frame.message, synced=False)
+            if self._syncing:
+                self._push_max = max(self._push_max, frame.message.id)
+            else:
+                self.cursor = max(self.cursor, frame.message.id)
+        elif kind == "presence":
+            self._emit(PresenceEvent(frame.presence))
+        elif kind == "delivered":
+            self._emit(DeliveredEvent(frame.delivered.by, tuple(frame.delivered.message_ids)))
+        elif kind == "kicked":
+            self._emit(KickedEvent(frame.kicked.reason, frame.kicked.message))
+            if frame.kicked.reason in _FINAL_KICKS:
+                self.reconnect = False
+
+    def _deliver(self, message: pb.Message, *, synced: bool) -> None:
+        if message.id in self._seen:
+            return
+        self._seen[message.id] = None
+        if len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+        sender = getattr(message, "from")
+        if sender == self.user and message.from_device == self.device:
+            return  # our own send: the application has its Sent
+        self._emit(MessageEvent(message, synced))
+        if message.to == self.user and sender != self.user:
+            self._queue_ack(message.id)
+
+    def _emit(self, event: ClientEvent) -> None:
+        try:
+            self._events.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("event queue full: dropping %s (read Client.events())", type(event).__name__)
+
+    def _queue_ack(self, message_id: int) -> None:
+        self._ack_ids.append(message_id)
+        if len(self._ack_ids) >= _ACK_BATCH:
+            asyncio.ensure_future(self._flush_acks())
+        elif self._ack_handle is None:
+            loop = asyncio.get_running_loop()
+            self._ack_handle = loop.call_later(_ACK_DELAY, lambda: asyncio.ensure_future(self._flush_acks()))
+
+    async def _flush_acks(self) -> None:
+        if self._ack_handle is not None:
+            self._ack_handle.cancel()
+            self._ack_handle = None
+        ids, self._ack_ids = self._ack_ids, []
+        ws = self._ws
+        if not ids or ws is None:
+            return
+        with contextlib.suppress(ConnectionLost, ImError, ConnectionClosed):
+            await self._exchange(ws, pb.ClientFrame(delivery_ack=pb.DeliveryAck(ids=ids)))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._pending.clear()
+
+
+def describe_event(event: ClientEvent) -> dict[str, Any]:
+    """A JSON-ready dict for an event (used by ``timnode chat --json``)."""
+    from google.protobuf import json_format
+
+    def msg(m: Any) -> dict[str, Any]:
+        return json_format.MessageToDict(m)
+
+    match event:
+        case MessageEvent(message=m, synced=s):
+            return {"event": "message", "synced": s, "message": msg(m)}
+        case PresenceEvent(presence=p):
+            return {"event": "presence", "presence": msg(p)}
+        case DeliveredEvent(by=by, message_ids=ids):
+            return {"event": "delivered", "by": by, "messageIds": [str(i) for i in ids]}
+        case KickedEvent(reason=r, message=text):
+            return {"event": "kicked", "reason": pb.KickReason.Name(r), "message": text}  # type: ignore[arg-type]
+        case ConnectedEvent(url=url, session=s):
+            return {"event": "connected", "url": url, "user": s.user, "device": s.device, "node": s.node}
+        case DisconnectedEvent(code=code, reason=reason):
+            return {"event": "disconnected", "code": code, "reason": reason}
+    return {"event": type(event).__name__}

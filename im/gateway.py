@@ -1,0 +1,234 @@
+"""The asyncio adapter between WebSocket client connections and :class:`ImService`.
+
+Per connection: decode each frame (the subprotocol picks the codec), take a token from
+the connection's bucket, run the operation as a task (so a slow store write never stops
+the connection from reading), and answer with exactly one frame per request id. Server
+pushes go through a bounded outbox drained by one writer task.
+
+Close codes (documented in docs/protocol.md):
+    1000 logged out · 1001 node shutting down · 1008 too many connections / slow consumer
+    1009 frame too big (websockets) · 1013 node at its connection limit
+    4001 replaced by the same device · 4002 signed out by the device limit
+    4003 no login within auth_timeout · 4004 request flood · 4005 closed by an admin
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from im import client_pb2 as pb
+from im.codec import codec_for
+from im.errors import DecodeError, ImError
+from im.limits import TokenBucket
+from im.service import ImService
+from im.sessions import Push, Session
+from store.errors import StoreError
+
+__all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES"]
+
+log = logging.getLogger(__name__)
+
+KICK_CLOSE_CODES = {
+    pb.REPLACED: 4001,
+    pb.DEVICE_LIMIT_KICK: 4002,
+    pb.AUTH_TIMEOUT: 4003,
+    pb.FLOOD: 4004,
+    pb.ADMIN: 4005,
+    pb.SHUTDOWN: 1001,
+}
+_FLOOD_STREAK = 200  # consecutive rate-limited requests before the connection is closed
+_CLOSE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    rate_limit: float
+    rate_burst: int
+    auth_timeout: float
+    max_connections: int
+    max_conns_per_ip: int
+    max_outbox: int = 10_000
+
+
+class ClientConnection:
+    """One client WebSocket: request dispatch, pushes, kicks, limits."""
+
+    def __init__(self, ws: ServerConnection, gateway: Gateway) -> None:
+        self.ws = ws
+        self.gateway = gateway
+        self.codec = codec_for(ws.subprotocol)
+        remote = ws.remote_address
+        self.address = str(remote[0]) if remote else "?"
+        self.session: Session | None = None
+        self.sink = self
+        now = gateway.now()
+        self._bucket = TokenBucket(gateway.options.rate_limit, gateway.options.rate_burst, now)
+        self._limited_streak = 0
+        self._out: deque[object] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------------ inbound
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write_loop())
+        timer = asyncio.get_running_loop().call_later(self.gateway.options.auth_timeout, self._auth_timeout)
+        try:
+            async for data in self.ws:
+                self._receive(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            timer.cancel()
+            self._closing = True
+            writer.cancel()
+            if self.session is not None:
+                session, self.session = self.session, None
+                await self.gateway.service.end_session(session)
+
+    def _receive(self, data: bytes | str) -> None:
+        if self._closing:
+            return
+        wait = self._bucket.take(self.gateway.now())
+        try:
+            frame = self.codec.decode_client(data)
+        except DecodeError as exc:
+            self._reply_error(0, exc)
+            return
+        if wait > 0:
+            self._rate_limited(frame.id, wait)
+            return
+        self._limited_streak = 0
+        if frame.id == 0:
+            self._reply_error(0, ImError(pb.BAD_REQUEST, "request id must be > 0"))
+            return
+        task = asyncio.create_task(self._serve(frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _rate_limited(self, request_id: int, wait: float) -> None:
+        self._limited_streak += 1
+        self.gateway.stats["rate_limited"] += 1
+        if self._limited_streak >= _FLOOD_STREAK:
+            self.kick(pb.FLOOD, "request flood")
+            return
+        self._reply_error(request_id, ImError(pb.RATE_LIMITED, "request rate over the limit", retry_after=wait))
+
+    async def _serve(self, frame: pb.ClientFrame) -> None:
+        try:
+            reply = await self.gateway.service.handle(self, frame)
+        except ImError as exc:
+            self._reply_error(frame.id, exc)
+            return
+        except StoreError as exc:
+            log.warning("store failed during %s: %s", frame.WhichOneof("op"), exc)
+            self._reply_error(frame.id, ImError(pb.STORE_UNAVAILABLE, "store unavailable; nothing was acknowledged"))
+            return
+        except Exception:
+            log.exception("operation %s failed", frame.WhichOneof("op"))
+            self._reply_error(frame.id, ImError(pb.INTERNAL, "internal error"))
+            return
+        reply.id = frame.id
+        self._enqueue(self.codec.encode(reply))
+
+    def _reply_error(self, request_id: int, exc: ImError) -> None:
+        self.gateway.stats["errors"] += 1
+        error = pb.Error(code=exc.code, message=exc.message, retry_after=exc.retry_after)  # type: ignore[arg-type]
+        self._enqueue(self.codec.encode(pb.ServerFrame(id=request_id, error=error)))
+
+    def _auth_timeout(self) -> None:
+        if self.session is None and not self._closing:
+            self.kick(pb.AUTH_TIMEOUT, "no login within the allowed time")
+
+    # ------------------------------------------------------------------ outbound
+
+    def push(self, push: Push) -> None:
+        self._enqueue(push.binary() if self.codec.binary else push.json())
+
+    def kick(self, reason: int, message: str) -> None:
+        """Tell the client why, then close with the reason's close code."""
+        self.session = None
+        kicked = pb.Kicked(reason=reason, message=message)  # type: ignore[arg-type]
+        self._enqueue(self.codec.encode(pb.ServerFrame(kicked=kicked)))
+        self.close_after_response(KICK_CLOSE_CODES.get(reason, 1008), message)
+
+    def close_after_response(self, code: int, reason: str) -> None:
+        self._closing = True
+        self._out.append((_CLOSE, code, reason))
+        self._wake.set()
+
+    def _enqueue(self, data: bytes | str) -> None:
+        if len(self._out) >= self.gateway.options.max_outbox:
+            if not self._closing:
+                log.warning("closing slow consumer %s (outbox full)", self.address)
+                self._out.clear()
+                self.close_after_response(1008, "slow consumer: outbox full, reconnect and sync")
+            return
+        self._out.append(data)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._out:
+                    item = self._out.popleft()
+                    if isinstance(item, tuple):
+                        await self.ws.close(item[1], item[2])
+                        return
+                    await self.ws.send(item)  # type: ignore[arg-type]
+        except ConnectionClosed:
+            pass
+
+
+class Gateway:
+    """Accepts client connections for the service, enforcing connection limits."""
+
+    def __init__(self, service: ImService, options: GatewayOptions, now: Callable[[], float]) -> None:
+        self.service = service
+        self.options = options
+        self.now = now
+        self.connections: set[ClientConnection] = set()
+        self._per_address: dict[str, int] = {}
+        self.stats = {"connections_total": 0, "rate_limited": 0, "errors": 0, "refused": 0}
+
+    def _admit(self, address: str) -> tuple[int, str] | None:
+        if len(self.connections) >= self.options.max_connections:
+            return 1013, "node at its connection limit; try later"
+        limit = self.options.max_conns_per_ip
+        if limit and self._per_address.get(address, 0) >= limit:
+            return 1008, "too many connections from this address"
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        conn = ClientConnection(ws, self)
+        refusal = self._admit(conn.address)
+        if refusal is not None:
+            self.stats["refused"] += 1
+            await ws.close(*refusal)
+            return
+        self.connections.add(conn)
+        self._per_address[conn.address] = self._per_address.get(conn.address, 0) + 1
+        self.stats["connections_total"] += 1
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            left = self._per_address[conn.address] - 1
+            if left:
+                self._per_address[conn.address] = left
+            else:
+                del self._per_address[conn.address]
+
+    def shutdown_sessions(self) -> None:
+        for conn in list(self.connections):
+            conn.kick(pb.SHUTDOWN, "node shutting down")

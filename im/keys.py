@@ -1,0 +1,82 @@
+"""The IM layer's key layout in the record store.
+
+User names, conversation pairs, devices and client message ids appear in keys only as
+keyed hashes (``blind``, from the store's keyring), so a database operator sees neither
+names nor content; message ids are big-endian so that key order is id order.
+
+    A | blind(user)                          -> records.Account
+    T | sha256(token)                        -> records.Token
+    I | blind(user) | id                     -> client.Message   (the user's inbox: sync)
+    C | blind(pair) | id                     -> client.Message   (one conversation: history)
+    D | blind(user) | blind(client_msg_id)   -> records.SendResult (idempotent sends)
+    K | blind(user) | blind(device)          -> records.Cursor   (a device's delivery ack)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+
+from store.api import prefix_end
+
+__all__ = ["Blind", "KeySchema", "pack_id", "unpack_id"]
+
+Blind = Callable[[bytes, bytes], bytes]
+
+_ID = struct.Struct(">Q")
+
+
+def pack_id(message_id: int) -> bytes:
+    return _ID.pack(message_id)
+
+
+def unpack_id(raw: bytes) -> int:
+    return int(_ID.unpack(raw[-8:])[0])
+
+
+class KeySchema:
+    """Builds store keys; ``blind(label, value)`` is the store keyring's keyed hash."""
+
+    def __init__(self, blind: Blind) -> None:
+        self._blind = blind
+        self._user_cache: dict[str, bytes] = {}
+
+    def user(self, user: str) -> bytes:
+        hashed = self._user_cache.get(user)
+        if hashed is None:
+            if len(self._user_cache) > 100_000:
+                self._user_cache.clear()
+            hashed = self._user_cache[user] = self._blind(b"user", user.encode())
+        return hashed
+
+    def account(self, user: str) -> bytes:
+        return b"A" + self._blind(b"account", user.encode())
+
+    @staticmethod
+    def token(token: str) -> bytes:
+        return b"T" + hashlib.sha256(token.encode()).digest()
+
+    def inbox(self, user: str, message_id: int) -> bytes:
+        return b"I" + self.user(user) + pack_id(message_id)
+
+    def inbox_range(self, user: str, after: int) -> tuple[bytes, bytes]:
+        prefix = b"I" + self.user(user)
+        return prefix + pack_id(after + 1) if after < 2**64 - 1 else prefix_end(prefix), prefix_end(prefix)
+
+    def conversation_prefix(self, a: str, b: str) -> bytes:
+        low, high = sorted((a, b))
+        return b"C" + self._blind(b"pair", low.encode() + b"\x00" + high.encode())
+
+    def conversation(self, a: str, b: str, message_id: int) -> bytes:
+        return self.conversation_prefix(a, b) + pack_id(message_id)
+
+    def history_range(self, a: str, b: str, before: int) -> tuple[bytes, bytes]:
+        prefix = self.conversation_prefix(a, b)
+        return prefix, (prefix + pack_id(before)) if before else prefix_end(prefix)
+
+    def send_result(self, user: str, client_msg_id: str) -> bytes:
+        return b"D" + self.user(user) + self._blind(b"cmid", client_msg_id.encode())
+
+    def cursor(self, user: str, device: str) -> bytes:
+        return b"K" + self.user(user) + self._blind(b"device", device.encode())

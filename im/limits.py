@@ -1,0 +1,78 @@
+"""Abuse limits, sans-I/O: a token bucket per connection and a login throttle.
+
+Both take ``now`` (seconds, monotonic) from the caller and never read a clock.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["TokenBucket", "LoginThrottle"]
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens/s, at most ``burst`` stored. rate <= 0: unlimited."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(max(burst, 1))
+        self._tokens = self.burst
+        self._at = now
+
+    def take(self, now: float) -> float:
+        """Take one token. Returns 0.0 on success, else seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    last_at: float
+
+
+class LoginThrottle:
+    """Slows down repeated wrong passwords.
+
+    After ``free`` failures for a (address, user) pair, or ``free * 4`` for a user from
+    any address, the next attempt is refused until ``base * 2**(n - free)`` seconds
+    (capped at ``cap``) after the last failure. A success clears the pair's count.
+    Memory is bounded: the least recently failed entries are forgotten first.
+    """
+
+    def __init__(self, *, free: int = 3, base: float = 1.0, cap: float = 60.0, max_entries: int = 100_000) -> None:
+        self.free = free
+        self.base = base
+        self.cap = cap
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
+
+    def _delay(self, key: tuple[str, str], free: int, now: float) -> float:
+        entry = self._entries.get(key)
+        if entry is None or entry.count < free:
+            return 0.0
+        wait = min(self.cap, self.base * 2 ** (entry.count - free))
+        return max(0.0, entry.last_at + wait - now)
+
+    def retry_after(self, address: str, user: str, now: float) -> float:
+        """Seconds until an attempt is allowed (0.0: allowed now)."""
+        return max(self._delay((address, user), self.free, now), self._delay(("*", user), self.free * 4, now))
+
+    def failed(self, address: str, user: str, now: float) -> None:
+        for key in ((address, user), ("*", user)):
+            entry = self._entries.pop(key, None) or _Failures(0, now)
+            entry.count += 1
+            entry.last_at = now
+            self._entries[key] = entry
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def succeeded(self, address: str, user: str) -> None:
+        self._entries.pop((address, user), None)

@@ -1,0 +1,294 @@
+"""1:1 messages: send (idempotent, durable before acknowledged), push, sync, history, acks.
+
+Write diffusion for 1:1: a message is written to the sender's and the recipient's inbox
+(for ``Sync``, which covers every conversation of a user) and once to the conversation
+(for ``History``). All rows of one send are one store batch, and the store group-commits
+concurrent batches, so a send costs one share of one transaction. ``Sent`` is answered
+only after the batch is durable; then every device of both parties gets the message
+(the sending device excepted: it has ``Sent``).
+
+In no-store mode (``durable=False``) nothing is written: a message is pushed to the
+recipient's online devices and ``Sent`` tells how many; with none online the send fails
+with RECIPIENT_OFFLINE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from im import client_pb2 as pb
+from im import records_pb2 as rec
+from im.accounts import USER_NAME, Accounts
+from im.errors import ImError
+from im.ids import MessageIdGenerator
+from im.keys import KeySchema, unpack_id
+from im.sessions import Push, Session, SessionRegistry
+from store.api import Insert, Op, Put, RecordStore
+from store.errors import KeyExists
+
+__all__ = ["Messenger", "MessageLimits"]
+
+_MAX_EXT_ENTRIES = 32
+_MAX_EXT_BYTES = 4096
+_MAX_CMID = 128
+_RECENT = 200_000
+
+
+class MessageLimits:
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+
+
+class _Bounded(OrderedDict[tuple[str, str] | int, object]):
+    """An insertion-ordered map that forgets its oldest entries past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key: tuple[str, str] | int, value: object) -> None:
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Messenger:
+    """Sends, pushes, syncs and acknowledges 1:1 messages for the sessions of this node."""
+
+    def __init__(
+        self,
+        *,
+        store: RecordStore,
+        keys: KeySchema,
+        accounts: Accounts,
+        registry: SessionRegistry,
+        ids: MessageIdGenerator,
+        now_ms: Callable[[], int],
+        durable: bool,
+        limits: MessageLimits,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._accounts = accounts
+        self._registry = registry
+        self._ids = ids
+        self._now_ms = now_ms
+        self.durable = durable
+        self._limits = limits
+        self._sent = _Bounded(_RECENT)  # (user, cmid) -> pb.Sent
+        self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
+        self._parties = _Bounded(_RECENT)  # message id -> (from, to)
+        self._dirty_cursors: dict[tuple[str, str], int] = {}
+        self.stats = {"sent": 0, "pushed": 0, "duplicates": 0, "acked": 0}
+
+    # ------------------------------------------------------------------ send
+
+    def _validate(self, req: pb.Send) -> None:
+        body = req.WhichOneof("body")
+        size = len(req.text.encode()) if body == "text" else len(req.data)
+        if size > self._limits.max_body:
+            raise ImError(pb.TOO_LARGE, f"message body is {size} bytes; the limit is {self._limits.max_body}")
+        if len(req.ext) > _MAX_EXT_ENTRIES or sum(len(k) + len(v) for k, v in req.ext.items()) > _MAX_EXT_BYTES:
+            raise ImError(pb.TOO_LARGE, f"ext is limited to {_MAX_EXT_ENTRIES} entries and {_MAX_EXT_BYTES} bytes")
+        if len(req.client_msg_id) > _MAX_CMID:
+            raise ImError(pb.BAD_REQUEST, f"client_msg_id is limited to {_MAX_CMID} characters")
+        if not USER_NAME.fullmatch(req.to):
+            raise ImError(pb.BAD_REQUEST, "invalid recipient")
+
+    async def send(self, session: Session, req: pb.Send) -> pb.Sent:
+        self._validate(req)
+        cmid = req.client_msg_id
+        if not cmid:
+            return await self._send_new(session, req)
+        key = (session.user, cmid)
+        done = self._sent.get(key)
+        if isinstance(done, pb.Sent):
+            return self._duplicate(done)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return self._duplicate(await asyncio.shield(pending))
+        future: asyncio.Future[pb.Sent] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            sent = await self._send_new(session, req)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._inflight[key]
+        if not future.done():
+            future.set_result(sent)
+        self._sent.remember(key, sent)
+        return sent
+
+    def _duplicate(self, sent: pb.Sent) -> pb.Sent:
+        self.stats["duplicates"] += 1
+        return pb.Sent(message_id=sent.message_id, timestamp=sent.timestamp, duplicate=True)
+
+    async def _stored_result(self, user: str, cmid: str) -> pb.Sent | None:
+        raw = await self._store.get(self._keys.send_result(user, cmid))
+        if raw is None:
+            return None
+        result = rec.SendResult.FromString(raw)
+        return pb.Sent(message_id=result.message_id, timestamp=result.timestamp)
+
+    async def _send_new(self, session: Session, req: pb.Send) -> pb.Sent:
+        if self.durable and req.client_msg_id:
+            earlier = await self._stored_result(session.user, req.client_msg_id)
+            if earlier is not None:
+                return self._duplicate(earlier)
+        if not await self._accounts.exists(req.to):
+            raise ImError(pb.NOT_FOUND, "no such user")
+        now = self._now_ms()
+        message = self._build(session, req, self._ids.next_id(now), now)
+        if self.durable:
+            try:
+                await self._store.write(self._rows(message))
+            except KeyExists:
+                earlier = await self._stored_result(session.user, req.client_msg_id)
+                if earlier is None:
+                    raise
+                return self._duplicate(earlier)
+        delivered = self._fan_out(session, message)
+        if not self.durable and delivered == 0 and req.to != session.user:
+            raise ImError(pb.RECIPIENT_OFFLINE, "recipient is offline and this node stores nothing")
+        self.stats["sent"] += 1
+        return pb.Sent(message_id=message.id, timestamp=message.timestamp, delivered_devices=delivered)
+
+    def _build(self, session: Session, req: pb.Send, message_id: int, now: int) -> pb.Message:
+        message = pb.Message(
+            id=message_id,
+            to=req.to,
+            type=req.type or 1,
+            timestamp=now,
+            client_msg_id=req.client_msg_id,
+            from_device=session.device,
+        )
+        setattr(message, "from", session.user)
+        if req.WhichOneof("body") == "data":
+            message.data = req.data
+        else:
+            message.text = req.text
+        if req.ext:
+            message.ext.update(req.ext)
+        return message
+
+    def _rows(self, message: pb.Message) -> list[Op]:
+        sender = getattr(message, "from")
+        raw = message.SerializeToString()
+        ops: list[Op] = [Put(self._keys.inbox(sender, message.id), raw)]
+        if message.to != sender:
+            ops.append(Put(self._keys.inbox(message.to, message.id), raw))
+        ops.append(Put(self._keys.conversation(sender, message.to, message.id), raw))
+        if message.client_msg_id:
+            result = rec.SendResult(message_id=message.id, timestamp=message.timestamp)
+            ops.append(Insert(self._keys.send_result(sender, message.client_msg_id), result.SerializeToString()))
+        return ops
+
+    def _fan_out(self, origin: Session, message: pb.Message) -> int:
+        """Push to every device of both parties except the sending one; count recipient devices."""
+        sender = getattr(message, "from")
+        push = Push(pb.ServerFrame(message=message))
+        delivered = 0
+        for target in self._registry.sessions_of(message.to):
+            if target is not origin:
+                target.sink.push(push)
+                delivered += 1
+        if message.to != sender:
+            for target in self._registry.sessions_of(sender):
+                if target is not origin:
+                    target.sink.push(push)
+        self._parties.remember(message.id, (sender, message.to))
+        self.stats["pushed"] += delivered
+        return delivered
+
+    # ------------------------------------------------------------------ read
+
+    async def sync(self, session: Session, after: int, limit: int) -> pb.MessagePage:
+        limit = min(limit or 100, 1000)
+        if not self.durable:
+            return pb.MessagePage(cursor=after)
+        start, end = self._keys.inbox_range(session.user, after)
+        rows = await self._store.scan(start, end, limit=limit + 1)
+        return self._page(rows[:limit], more=len(rows) > limit, cursor=after, newest_last=True)
+
+    async def history(self, session: Session, peer: str, before: int, limit: int) -> pb.MessagePage:
+        limit = min(limit or 50, 1000)
+        if not USER_NAME.fullmatch(peer):
+            raise ImError(pb.BAD_REQUEST, "invalid peer")
+        if not self.durable:
+            return pb.MessagePage(cursor=before)
+        start, end = self._keys.history_range(session.user, peer, before)
+        rows = await self._store.scan(start, end, limit=limit + 1, reverse=True)
+        page_rows = list(reversed(rows[:limit]))
+        return self._page(page_rows, more=len(rows) > limit, cursor=before, newest_last=False)
+
+    @staticmethod
+    def _page(rows: list[tuple[bytes, bytes]], *, more: bool, cursor: int, newest_last: bool) -> pb.MessagePage:
+        page = pb.MessagePage(more=more)
+        for _, value in rows:
+            page.messages.add().MergeFromString(value)
+        if rows:
+            page.cursor = unpack_id(rows[-1][0] if newest_last else rows[0][0])
+        else:
+            page.cursor = cursor
+        return page
+
+    # ------------------------------------------------------------------ acks
+
+    async def ack(self, session: Session, ids: Iterable[int]) -> None:
+        """Record a device's delivery ack and tell the senders' devices."""
+        by_sender: dict[str, list[int]] = {}
+        unknown: list[int] = []
+        for message_id in ids:
+            parties = self._parties.get(message_id)
+            if parties is None:
+                unknown.append(message_id)
+                continue
+            sender, recipient = parties  # type: ignore[misc]
+            if recipient == session.user and sender != session.user:
+                by_sender.setdefault(sender, []).append(message_id)
+        if unknown and self.durable:
+            await self._resolve_senders(session.user, unknown, by_sender)
+        acked = [i for ids_ in by_sender.values() for i in ids_]
+        if acked and max(acked) > session.acked:
+            session.acked = max(acked)
+            self._dirty_cursors[(session.user, session.device)] = session.acked
+        for sender, message_ids in by_sender.items():
+            self._push_delivered(session.user, sender, message_ids)
+        self.stats["acked"] += len(acked)
+
+    async def _resolve_senders(self, user: str, ids: list[int], out: dict[str, list[int]]) -> None:
+        found = await self._store.get_many([self._keys.inbox(user, i) for i in ids])
+        for raw in found.values():
+            message = pb.Message.FromString(raw)
+            sender = getattr(message, "from")
+            if message.to == user and sender != user:
+                out.setdefault(sender, []).append(message.id)
+
+    def _push_delivered(self, by: str, sender: str, message_ids: list[int]) -> None:
+        sessions = list(self._registry.sessions_of(sender))
+        if sessions:
+            push = Push(pb.ServerFrame(delivered=pb.Delivered(by=by, message_ids=message_ids)))
+            for target in sessions:
+                target.sink.push(push)
+
+    async def load_cursor(self, user: str, device: str) -> int:
+        if not self.durable:
+            return 0
+        raw = await self._store.get(self._keys.cursor(user, device))
+        return rec.Cursor.FromString(raw).acked if raw else 0
+
+    async def flush_cursors(self) -> None:
+        if not self._dirty_cursors or not self.durable:
+            self._dirty_cursors.clear()
+            return
+        dirty, self._dirty_cursors = self._dirty_cursors, {}
+        ops: list[Op] = [
+            Put(self._keys.cursor(user, device), rec.Cursor(acked=acked).SerializeToString())
+            for (user, device), acked in dirty.items()
+        ]
+        await self._store.write(ops)

@@ -1,0 +1,255 @@
+"""The client protocol's operations: one handler per ``ClientFrame`` op.
+
+Transport-free: the gateway (im/gateway.py) decodes frames, enforces rate limits and
+calls :meth:`ImService.handle` with a :class:`Connection`; the returned ServerFrame body
+is the request's one response. Errors are raised as :class:`ImError` and answered with
+their code by the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from im import client_pb2 as pb
+from im.accounts import Accounts, validate_user
+from im.errors import ImError
+from im.limits import LoginThrottle
+from im.messaging import Messenger
+from im.sessions import Push, Session, SessionRegistry, SessionSink
+
+__all__ = ["Connection", "ImService", "ServiceOptions"]
+
+log = logging.getLogger(__name__)
+
+_MAX_WATCH = 1000
+_DEVICE_MAX = 64
+
+
+class Connection(Protocol):
+    """The gateway's view of one client connection, as the service needs it."""
+
+    address: str
+    session: Session | None
+    sink: SessionSink
+
+    def close_after_response(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    node_id: str
+    durable: bool
+
+
+Handler = Callable[[Connection, pb.ClientFrame], Awaitable[pb.ServerFrame]]
+
+
+class ImService:
+    """Accounts, sessions, presence and messaging behind the client protocol."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Accounts,
+        registry: SessionRegistry,
+        messenger: Messenger,
+        throttle: LoginThrottle,
+        options: ServiceOptions,
+        now: Callable[[], float],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.accounts = accounts
+        self.registry = registry
+        self.messenger = messenger
+        self.throttle = throttle
+        self.options = options
+        self._now = now
+        self._now_ms = now_ms
+        self._handlers: dict[str, Handler] = {
+            "register": self._register,
+            "login": self._login,
+            "resume": self._resume,
+            "logout": self._logout,
+            "send": self._send,
+            "delivery_ack": self._delivery_ack,
+            "sync": self._sync,
+            "history": self._history,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "ping": self._ping,
+        }
+        self._anonymous = {"register", "login", "resume", "ping"}
+
+    async def handle(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        op = frame.WhichOneof("op")
+        handler = self._handlers.get(op or "")
+        if handler is None:
+            raise ImError(pb.UNKNOWN_OPERATION, "frame carries no known operation")
+        if conn.session is None and op not in self._anonymous:
+            raise ImError(pb.UNAUTHENTICATED, f"{op} needs a logged-in session")
+        return await handler(conn, frame)
+
+    # ------------------------------------------------------------------ login
+
+    async def _register(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        req = frame.register
+        self._require_anonymous(conn)
+        await self.accounts.register(req.user, req.password)
+        log.info("= account registered user=%s", req.user)
+        return await self._open_session(conn, req.user, req.device)
+
+    async def _login(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        req = frame.login
+        self._require_anonymous(conn)
+        validate_user(req.user)
+        wait = self.throttle.retry_after(conn.address, req.user, self._now())
+        if wait > 0:
+            raise ImError(pb.AUTH_FAILED, "too many failed logins; retry later", retry_after=wait)
+        if not await self.accounts.check_password(req.user, req.password):
+            self.throttle.failed(conn.address, req.user, self._now())
+            wait = self.throttle.retry_after(conn.address, req.user, self._now())
+            raise ImError(pb.AUTH_FAILED, "wrong user name or password", retry_after=wait)
+        self.throttle.succeeded(conn.address, req.user)
+        return await self._open_session(conn, req.user, req.device)
+
+    async def _resume(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        self._require_anonymous(conn)
+        record = await self.accounts.resolve_token(frame.resume.token)
+        if record is None:
+            raise ImError(pb.AUTH_FAILED, "unknown or expired token")
+        if frame.resume.device and frame.resume.device != record.device:
+            raise ImError(pb.AUTH_FAILED, "token belongs to another device")
+        return await self._open_session(conn, record.user, record.device, token=frame.resume.token)
+
+    @staticmethod
+    def _require_anonymous(conn: Connection) -> None:
+        if conn.session is not None:
+            raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
+
+    async def _open_session(self, conn: Connection, user: str, device: str, token: str = "") -> pb.ServerFrame:
+        device = device or "d-" + secrets.token_hex(4)
+        if len(device) > _DEVICE_MAX:
+            raise ImError(pb.BAD_REQUEST, f"device id is limited to {_DEVICE_MAX} characters")
+        decision = self.registry.plan_admit(user, device)
+        if decision.refused:
+            raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
+        expires = 0
+        if not token:
+            token, expires = await self.accounts.issue_token(user, device)
+        acked = await self.messenger.load_cursor(user, device)
+        if conn.session is not None:  # raced with another login on this connection
+            raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
+        for old, reason in self.registry.plan_admit(user, device).kick:
+            self.registry.remove(old)
+            old.sink.kick(reason, _KICK_TEXT.get(reason, "signed out"))
+        if self.registry.device_count(user) >= self.registry.max_devices:  # a concurrent login took the slot
+            raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
+        session = Session(user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked)
+        conn.session = session
+        if self.registry.add(session):
+            self._announce(user, online=True)
+        log.info("= session opened user=%s device=%s", user, device)
+        return pb.ServerFrame(
+            session=pb.Session(
+                user=user,
+                device=device,
+                token=token,
+                token_expires_at=expires,
+                acked_cursor=acked,
+                server_time=self._now_ms(),
+                node=self.options.node_id,
+                store=self.options.durable,
+            )
+        )
+
+    async def _logout(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        session = conn.session
+        assert session is not None
+        await self.accounts.revoke_token(session.token)
+        await self.end_session(session)
+        conn.session = None
+        conn.close_after_response(1000, "logged out")
+        return pb.ServerFrame(ok=pb.Ok())
+
+    async def end_session(self, session: Session) -> None:
+        """Forget a session (connection closed, logout or kick); announce offline if last."""
+        if self.registry.remove(session):
+            self._announce(session.user, online=False)
+            log.info("= session closed user=%s device=%s (last device)", session.user, session.device)
+        await self.messenger.flush_cursors()
+
+    # ------------------------------------------------------------------ messages
+
+    async def _send(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        assert conn.session is not None
+        return pb.ServerFrame(sent=await self.messenger.send(conn.session, frame.send))
+
+    async def _delivery_ack(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        assert conn.session is not None
+        if len(frame.delivery_ack.ids) > 1000:
+            raise ImError(pb.TOO_LARGE, "at most 1000 ids per delivery_ack")
+        await self.messenger.ack(conn.session, frame.delivery_ack.ids)
+        return pb.ServerFrame(ok=pb.Ok())
+
+    async def _sync(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        assert conn.session is not None
+        page = await self.messenger.sync(conn.session, frame.sync.after, frame.sync.limit)
+        return pb.ServerFrame(page=page)
+
+    async def _history(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        assert conn.session is not None
+        req = frame.history
+        page = await self.messenger.history(conn.session, req.peer, req.before, req.limit)
+        return pb.ServerFrame(page=page)
+
+    # ------------------------------------------------------------------ presence
+
+    def presence_of(self, user: str) -> pb.Presence:
+        since = self.registry.online_since.get(user)
+        devices = self.registry.device_count(user)
+        return pb.Presence(user=user, online=devices > 0, devices=devices, since=self._wall_ms(since))
+
+    def _wall_ms(self, monotonic: float | None) -> int:
+        if monotonic is None:
+            return 0
+        return self._now_ms() - int((self._now() - monotonic) * 1000)
+
+    def _announce(self, user: str, *, online: bool) -> None:
+        watchers = self.registry.watchers_of(user)
+        if watchers:
+            presence = self.presence_of(user)
+            presence.online = online
+            push = Push(pb.ServerFrame(presence=presence))
+            for watcher in list(watchers):
+                watcher.sink.push(push)
+
+    async def _subscribe(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        session = conn.session
+        assert session is not None
+        users = list(dict.fromkeys(frame.subscribe.users))
+        for user in users:
+            validate_user(user)
+        if len(session.watching | set(users)) > _MAX_WATCH:
+            raise ImError(pb.TOO_LARGE, f"at most {_MAX_WATCH} subscriptions per session")
+        for user in users:
+            self.registry.watch(session, user)
+        return pb.ServerFrame(presences=pb.PresenceList(presences=[self.presence_of(u) for u in users]))
+
+    async def _unsubscribe(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        assert conn.session is not None
+        for user in frame.unsubscribe.users:
+            self.registry.unwatch(conn.session, user)
+        return pb.ServerFrame(ok=pb.Ok())
+
+    async def _ping(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        return pb.ServerFrame(pong=pb.Pong(server_time=self._now_ms()))
+
+
+_KICK_TEXT = {
+    pb.REPLACED: "this device logged in again on another connection",
+    pb.DEVICE_LIMIT_KICK: "signed out: a newer device logged in and the device limit was reached",
+}

@@ -1,0 +1,77 @@
+"""The ``timnode`` command line.
+
+    timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
+    timnode chat URL --user U ...        terminal client (``--json`` for scripts)
+    timnode version                      print the version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from timnode import __version__
+from timnode.config import ConfigError, add_node_flags, config_from_args
+
+__all__ = ["main", "run_async"]
+
+
+def run_async(coro: Coroutine[Any, Any, int | None]) -> int | None:
+    """Run a coroutine on uvloop when installed (~7x asyncio's UDP rate), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)  # type: ignore[no-any-return]
+
+
+def _node_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="timnode", description="Run a timnode node.")
+    add_node_flags(parser)
+    parser.add_argument("--version", action="version", version=f"timnode {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    from timnode.daemon import run_node
+    from timnode.logs import setup_logging
+
+    setup_logging(config.log_level, config.log_format)
+    try:
+        run_async(run_node(config))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        sys.stderr.write(f"timnode: {exc}\n")
+        return 1
+    return 0
+
+
+def _chat_main(argv: list[str]) -> int:
+    from im.chat import main as chat_main
+
+    return chat_main(argv)
+
+
+def _version_main(argv: list[str]) -> int:
+    sys.stdout.write(f"timnode {__version__}\n")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "chat": _chat_main,
+    "version": _version_main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    return _node_main(argv)

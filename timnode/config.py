@@ -1,0 +1,130 @@
+"""Node configuration: one dataclass, a TOML file and command-line flags.
+
+Every field of :class:`NodeConfig` is a TOML key (``max_devices = 3``; dashes and
+underscores are equivalent) and a flag (``--max-devices 3``). Precedence: built-in
+defaults < ``--config FILE`` < flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["NodeConfig", "ConfigError", "add_node_flags", "config_from_args", "default_data_dir"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or flag value that cannot be used."""
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "timnode")
+
+
+@dataclass
+class NodeConfig:
+    """Everything a node can be told. Field metadata ``help`` becomes the flag's help."""
+
+    listen: str = field(default="0.0.0.0:7400", metadata={"help": "HOST:PORT for clients and peers (WebSocket)"})
+    data_dir: str = field(default_factory=default_data_dir, metadata={"help": "directory for keys and the store"})
+    store: str = field(default="", metadata={"help": "store URL (default sqlite:///<data-dir>/store.db)"})
+    no_store: bool = field(default=False, metadata={"help": "online delivery only: nothing is stored"})
+    data_key: str = field(
+        default="", metadata={"help": "data key (hex value or file) sealing the store; default <data-dir>/data.key"}
+    )
+    log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
+    log_format: str = field(default="text", metadata={"help": "text or json (one JSON object per line)"})
+    no_mdns: bool = field(default=False, metadata={"help": "do not advertise or browse on the LAN (mDNS)"})
+    advertise: str = field(default="", metadata={"help": "address peers should dial (default: the listen address)"})
+    max_frame_bytes: int = field(default=65536, metadata={"help": "largest WebSocket frame a client may send"})
+    max_message_bytes: int = field(default=16384, metadata={"help": "largest message body (text or data)"})
+    max_connections: int = field(default=10000, metadata={"help": "client connections at most"})
+    max_conns_per_ip: int = field(default=64, metadata={"help": "client connections per remote address (0: no limit)"})
+    rate_limit: float = field(default=200.0, metadata={"help": "requests per second per connection (0: no limit)"})
+    rate_burst: int = field(default=400, metadata={"help": "request burst per connection"})
+    max_devices: int = field(default=5, metadata={"help": "sessions per account at once"})
+    device_policy: str = field(
+        default="kick-oldest", metadata={"help": "when over max-devices: kick-oldest or refuse"}
+    )
+    auth_timeout: float = field(default=10.0, metadata={"help": "seconds a connection may stay without login"})
+    token_ttl: float = field(default=30 * 86400.0, metadata={"help": "seconds a session token stays valid"})
+    idle_timeout: float = field(default=120.0, metadata={"help": "close clients silent this long (keepalive pings)"})
+
+    def resolved_store_url(self) -> str:
+        if self.no_store:
+            return "memory://"
+        if self.store:
+            return self.store
+        return "sqlite://" + str(pathlib.Path(self.data_dir).expanduser().resolve() / "store.db")
+
+    def listen_host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"--listen wants HOST:PORT, got {self.listen!r}")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    def validate(self) -> None:
+        self.listen_host_port()
+        if self.device_policy not in ("kick-oldest", "refuse"):
+            raise ConfigError("device_policy must be kick-oldest or refuse")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("log_format must be text or json")
+        if self.max_devices < 1:
+            raise ConfigError("max_devices must be at least 1")
+        if self.max_message_bytes > self.max_frame_bytes:
+            raise ConfigError("max_message_bytes must not exceed max_frame_bytes")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_node_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and one flag per NodeConfig field (default None = not given)."""
+    parser.add_argument("--config", metavar="FILE", help="TOML file; every key is also a flag")
+    for f in dataclasses.fields(NodeConfig):
+        help_text = f.metadata.get("help", "")
+        if f.type in ("bool", bool):
+            parser.add_argument(_flag(f.name), action="store_true", default=None, help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(_flag(f.name), type=kind, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    known = {f.name: f for f in dataclasses.fields(NodeConfig)}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"unknown key {key!r} in {path}")
+        out[name] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> NodeConfig:
+    """Defaults, then the TOML file, then explicit flags."""
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(_load_toml(args.config))
+    for f in dataclasses.fields(NodeConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    try:
+        config = NodeConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from exc
+    config.validate()
+    return config

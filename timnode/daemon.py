@@ -1,0 +1,207 @@
+"""The composition root: builds a running node from the layers and runs it until stopped.
+
+Start-up order: data directory -> data key -> store (migrations run on open) -> IM
+services -> the port (WebSocket + HTTP) -> ``<data-dir>/node.json`` (the readiness
+file scripts wait for: url, pid, node id). Shutdown (SIGINT/SIGTERM) reverses it:
+sessions are told (Kicked SHUTDOWN, close 1001), the port closes, pending cursor acks
+are flushed, the store closes, node.json is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import secrets
+import signal
+import time
+from typing import Any
+
+from google.protobuf.internal import api_implementation
+
+from im.accounts import Accounts
+from im.codec import SUBPROTOCOLS
+from im.gateway import Gateway, GatewayOptions
+from im.ids import MessageIdGenerator
+from im.keys import KeySchema
+from im.limits import LoginThrottle
+from im.messaging import MessageLimits, Messenger
+from im.service import ImService, ServiceOptions
+from im.sessions import SessionRegistry
+from node.server import HttpReply, PortServer, json_reply
+from store.api import RecordStore
+from store.crypto import Keyring, load_or_create_data_key, parse_data_key
+from store.factory import open_store
+from timnode import __version__
+from timnode.config import NodeConfig
+
+__all__ = ["Node", "run_node"]
+
+log = logging.getLogger("timnode")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _load_node_id(data_dir: pathlib.Path) -> str:
+    path = data_dir / "node.id"
+    if not path.exists():
+        path.write_text(secrets.token_hex(16) + "\n")
+    return path.read_text().strip()
+
+
+class Node:
+    """One running timnode: store, IM services and the port."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.data_dir = pathlib.Path(config.data_dir).expanduser()
+        self.started_at = time.time()
+        self.store: RecordStore | None = None
+        self.server: PortServer | None = None
+        self.gateway: Gateway | None = None
+        self.service: ImService | None = None
+        self.node_id = ""
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _keyring(self) -> Keyring:
+        if self.config.no_store:
+            return Keyring(secrets.token_bytes(32))
+        if self.config.data_key:
+            return Keyring(parse_data_key(self.config.data_key))
+        return Keyring(load_or_create_data_key(self.data_dir / "data.key"))
+
+    async def start(self) -> None:
+        if api_implementation.Type() != "upb":
+            log.warning("protobuf runs its %s backend, ~30x slower than upb", api_implementation.Type())
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.node_id = _load_node_id(self.data_dir)
+        keyring = self._keyring()
+        self.store = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
+        await self.store.open()
+        self.service = self._build_service(self.store, keyring)
+        self._build_port()
+        assert self.server is not None
+        await self.server.start()
+        self._flusher = asyncio.create_task(self._flush_loop())
+        self._write_ready_file()
+        if self.config.no_store:
+            log.warning("no-store mode: messages go to online devices only; accounts live in memory")
+        log.info("timnode %s listening on %s (store: %s)", __version__, self.url, self.store.backend)
+
+    def _build_service(self, store: RecordStore, keyring: Keyring) -> ImService:
+        keys = KeySchema(keyring.blind)
+        accounts = Accounts(store, keys, _now_ms, self.config.token_ttl)
+        registry = SessionRegistry(self.config.max_devices, self.config.device_policy)
+        node_bits = int.from_bytes(hashlib.sha256(self.node_id.encode()).digest()[:2], "big") % 1024
+        messenger = Messenger(
+            store=store,
+            keys=keys,
+            accounts=accounts,
+            registry=registry,
+            ids=MessageIdGenerator(node_bits),
+            now_ms=_now_ms,
+            durable=not self.config.no_store,
+            limits=MessageLimits(self.config.max_message_bytes),
+        )
+        loop = asyncio.get_running_loop()
+        return ImService(
+            accounts=accounts,
+            registry=registry,
+            messenger=messenger,
+            throttle=LoginThrottle(),
+            options=ServiceOptions(node_id=self.node_id, durable=not self.config.no_store),
+            now=loop.time,
+            now_ms=_now_ms,
+        )
+
+    def _build_port(self) -> None:
+        assert self.service is not None
+        host, port = self.config.listen_host_port()
+        options = GatewayOptions(
+            rate_limit=self.config.rate_limit,
+            rate_burst=self.config.rate_burst,
+            auth_timeout=self.config.auth_timeout,
+            max_connections=self.config.max_connections,
+            max_conns_per_ip=self.config.max_conns_per_ip,
+        )
+        self.gateway = Gateway(self.service, options, asyncio.get_running_loop().time)
+        self.server = PortServer(host, port, max_frame_bytes=self.config.max_frame_bytes,
+                                 ping_interval=self.config.idle_timeout / 2)
+        for name in SUBPROTOCOLS:
+            self.server.add_subprotocol(name, self.gateway.handle)
+        self.server.add_route("/healthz", self._healthz)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, _ = self.config.listen_host_port()
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"ws://{shown}:{self.server.bound_port}"
+
+    def status(self) -> dict[str, Any]:
+        assert self.service is not None and self.gateway is not None and self.store is not None
+        return {
+            "status": "ok",
+            "version": __version__,
+            "node": self.node_id,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "store": self.store.describe() | {"durable": not self.config.no_store},
+            "connections": len(self.gateway.connections),
+            "online_users": self.service.registry.online_users(),
+            "sessions": self.service.registry.session_count(),
+            "messages": dict(self.service.messenger.stats),
+        }
+
+    def _healthz(self, request: object) -> HttpReply:
+        return json_reply(self.status())
+
+    def _write_ready_file(self) -> None:
+        info = {"url": self.url, "pid": os.getpid(), "node": self.node_id, "version": __version__}
+        tmp = self.data_dir / "node.json.tmp"
+        tmp.write_text(json.dumps(info) + "\n")
+        tmp.replace(self.data_dir / "node.json")
+
+    async def _flush_loop(self) -> None:
+        assert self.service is not None
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.service.messenger.flush_cursors()
+            except Exception as exc:  # the store may be briefly unavailable
+                log.warning("cursor flush failed: %s", exc)
+
+    async def stop(self) -> None:
+        log.info("shutting down")
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self.gateway is not None:
+            self.gateway.shutdown_sessions()
+            await asyncio.sleep(0.05)
+        if self.server is not None:
+            await self.server.stop()
+        if self.service is not None and self.store is not None:
+            try:
+                await self.service.messenger.flush_cursors()
+            finally:
+                await self.store.close()
+        (self.data_dir / "node.json").unlink(missing_ok=True)
+        log.info("stopped")
+
+
+async def run_node(config: NodeConfig) -> None:
+    """Run a node until SIGINT or SIGTERM."""
+    node = Node(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    try:
+        await stop.wait()
+    finally:
+        await node.stop()
