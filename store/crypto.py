@@ -1,0 +1,211 @@
+"""Encryption at rest: sealed record values and blinded lookup keys.
+
+Key schedule (HKDF-SHA256, RFC 5869 §2): every network data key version ``v`` yields
+
+* a value key ``HKDF(data_key_v, salt=SALT, info=b"timnode/store/value-aead/v1")`` (AES-256-GCM,
+  NIST SP 800-38D, 96-bit random nonce), and
+* a blind key ``HKDF(data_key_v, salt=SALT, info=b"timnode/store/blind/v1")`` (HMAC-SHA256, RFC 2104).
+
+Sealed value layout (the first byte is the format)::
+
+    0x01 | version (1 byte)            | nonce (12) | ciphertext || tag (16)     versions 0..255
+    0x02 | version (2 bytes, big end.) | nonce (12) | ciphertext || tag (16)     versions 256..65535
+
+AAD is ``header || record key``: a value cannot be moved to another key, nor relabelled to
+another key version. New seals use the newest version; every version in the ring unseals.
+
+Blinded lookup keys must stay stable across value-key rotation (they are record keys), so
+``blind()`` uses the blind key of the *oldest* version in the ring (``blind_version``).
+Changing it means re-keying the records, a store migration, not a keyring operation.
+
+Limit: random 96-bit nonces bound one key version to about 2**32 seals network-wide
+(SP 800-38D §8.3). Rotate the data key well before that; a future format byte can carry a
+longer, key-deriving nonce.
+
+Data key files (``load_or_create_data_key``) hold 64 lowercase hex digits and a newline,
+mode 0600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from store.errors import BadDataKey, SealError
+
+__all__ = ["Keyring", "load_or_create_data_key", "parse_data_key", "MIN_DATA_KEY_BYTES"]
+
+MIN_DATA_KEY_BYTES = 32
+SALT = b"timnode store key schedule"
+VALUE_INFO = b"timnode/store/value-aead/v1"
+BLIND_INFO = b"timnode/store/blind/v1"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+BLIND_BYTES = 16
+FORMAT_V8 = 0x01  # one-byte key version
+FORMAT_V16 = 0x02  # two-byte key version
+MAX_VERSION = 0xFFFF
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64,}")
+
+
+def _hkdf(data_key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=SALT, info=info).derive(data_key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    aead: AESGCM
+    blind_key: bytes
+    header: bytes
+
+
+def _header(version: int) -> bytes:
+    if version <= 0xFF:
+        return bytes((FORMAT_V8, version))
+    return bytes((FORMAT_V16,)) + struct.pack(">H", version)
+
+
+class Keyring:
+    """Per-purpose keys derived from the network data key, one set per key version."""
+
+    def __init__(self, data_key: bytes, version: int = 1) -> None:
+        self._versions: dict[int, _Version] = {}
+        self._newest = version
+        self._add(data_key, version)
+
+    def add_version(self, data_key: bytes, version: int) -> None:
+        """Add another (typically older) data key version; the newest version seals."""
+        if version in self._versions:
+            raise BadDataKey(f"key version {version} already in the keyring")
+        self._add(data_key, version)
+        self._newest = max(self._newest, version)
+
+    @property
+    def versions(self) -> list[int]:
+        """Known key versions, ascending."""
+        return sorted(self._versions)
+
+    @property
+    def newest(self) -> int:
+        """The key version used by ``seal()``."""
+        return self._newest
+
+    @property
+    def blind_version(self) -> int:
+        """The key version whose blind key ``blind()`` uses (the oldest)."""
+        return min(self._versions)
+
+    def seal(self, key: bytes, plaintext: bytes) -> bytes:
+        """Encrypt ``plaintext`` bound to record ``key`` under the newest version."""
+        entry = self._versions[self._newest]
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return entry.header + nonce + entry.aead.encrypt(nonce, plaintext, entry.header + key)
+
+    def unseal(self, key: bytes, sealed: bytes) -> bytes:
+        """Decrypt a value sealed for record ``key``.
+
+        Raises:
+            SealError: unknown format or version, truncated, tampered, or wrong key.
+        """
+        header, version = _parse_header(sealed)
+        entry = self._versions.get(version)
+        if entry is None:
+            raise SealError(f"unknown key version {version}")
+        body = sealed[len(header) :]
+        if len(body) < NONCE_BYTES + TAG_BYTES:
+            raise SealError("sealed value truncated")
+        try:
+            return entry.aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header + key)
+        except InvalidTag as exc:
+            raise SealError("sealed value failed authentication") from exc
+
+    def blind(self, label: bytes, value: bytes) -> bytes:
+        """A 16-byte keyed hash of ``value`` for use in record keys, separated by ``label``."""
+        key = self._versions[self.blind_version].blind_key
+        message = struct.pack(">H", len(label)) + label + value
+        return hmac.digest(key, message, hashlib.sha256)[:BLIND_BYTES]
+
+    def _add(self, data_key: bytes, version: int) -> None:
+        if not 0 <= version <= MAX_VERSION:
+            raise BadDataKey(f"key version {version} outside 0..{MAX_VERSION}")
+        if len(data_key) < MIN_DATA_KEY_BYTES:
+            raise BadDataKey(f"data key must be at least {MIN_DATA_KEY_BYTES} bytes")
+        aead = AESGCM(_hkdf(data_key, VALUE_INFO))
+        self._versions[version] = _Version(aead, _hkdf(data_key, BLIND_INFO), _header(version))
+
+
+def _parse_header(sealed: bytes) -> tuple[bytes, int]:
+    if len(sealed) >= 2 and sealed[0] == FORMAT_V8:
+        return sealed[:2], sealed[1]
+    if len(sealed) >= 3 and sealed[0] == FORMAT_V16:
+        return sealed[:3], struct.unpack(">H", sealed[1:3])[0]
+    raise SealError("unknown sealed value format")
+
+
+def _decode_key_text(raw: bytes) -> bytes:
+    text = raw.strip()
+    try:
+        ascii_text = text.decode("ascii")
+    except UnicodeDecodeError:
+        ascii_text = ""
+    if _HEX_KEY.fullmatch(ascii_text) and len(ascii_text) % 2 == 0:
+        return bytes.fromhex(ascii_text)
+    if len(raw) >= MIN_DATA_KEY_BYTES:
+        return raw
+    raise BadDataKey("data key file holds neither >= 64 hex digits nor >= 32 raw bytes")
+
+
+def _create_key_file(path: Path) -> None:
+    """Create ``path`` atomically with a fresh key; never overwrite an existing file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_bytes(MIN_DATA_KEY_BYTES).hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)  # atomic create-if-absent: a concurrent creator wins, we read theirs
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_or_create_data_key(path: str | os.PathLike[str]) -> bytes:
+    """Read the data key at ``path``, creating it (32 random bytes, hex, mode 0600) if absent.
+
+    Raises:
+        BadDataKey: the file exists but does not hold a key.
+    """
+    target = Path(path)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _create_key_file(target)
+    return _decode_key_text(target.read_bytes())
+
+
+def parse_data_key(value_or_path: str) -> bytes:
+    """A data key from 64+ hex digits, or from the file those characters name.
+
+    Raises:
+        BadDataKey: neither a hex key nor a readable key file.
+    """
+    text = value_or_path.strip()
+    if _HEX_KEY.fullmatch(text) and len(text) % 2 == 0:
+        return bytes.fromhex(text)
+    try:
+        return _decode_key_text(Path(text).read_bytes())
+    except OSError as exc:
+        raise BadDataKey("data key is neither hex nor a readable key file") from exc

@@ -1,0 +1,41 @@
+"""Store errors.
+
+    StoreError
+    ├── KeyExists          an Insert found its key present (the batch applied nothing)
+    ├── StoreUnavailable   the backend failed (I/O, connection, corruption)
+    ├── SealError          a sealed value failed authentication (wrong key or tampering)
+    ├── BadStoreUrl        a store URL this build cannot open
+    └── BadDataKey         a data key (or key file) that is malformed or too short
+"""
+
+from __future__ import annotations
+
+__all__ = ["StoreError", "KeyExists", "StoreUnavailable", "SealError", "BadStoreUrl", "BadDataKey"]
+
+
+class StoreError(Exception):
+    """Root of the store's errors."""
+
+
+class KeyExists(StoreError):
+    """An ``Insert`` found its key already present."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__("key exists")
+        self.key = key
+
+
+class StoreUnavailable(StoreError):
+    """The backend failed; the write may not have applied."""
+
+
+class SealError(StoreError):
+    """A sealed record did not authenticate under any known key version."""
+
+
+class BadStoreUrl(StoreError, ValueError):
+    """The store URL names an unknown scheme or is malformed."""
+
+
+class BadDataKey(StoreError, ValueError):
+    """A data key or key file that is malformed, too short, or a duplicate version."""

@@ -1,0 +1,61 @@
+"""A RecordStore wrapper that seals every value at rest (see ``store.crypto``).
+
+Keys pass through untouched: layers above put only blinded hashes (``Keyring.blind``) or
+non-secret ids in keys. A stored value that fails to unseal raises ``SealError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from store.api import Delete, Insert, Op, Put, RecordStore
+from store.batch import check_ops
+from store.crypto import Keyring
+
+__all__ = ["SealedStore"]
+
+
+class SealedStore(RecordStore):
+    """Seals values on write and unseals them on read, over any ``inner`` store."""
+
+    def __init__(self, inner: RecordStore, keyring: Keyring) -> None:
+        self.inner = inner
+        self.keyring = keyring
+        self.backend = inner.backend
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def get(self, key: bytes) -> bytes | None:
+        sealed = await self.inner.get(key)
+        return None if sealed is None else self.keyring.unseal(key, sealed)
+
+    async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        found = await self.inner.get_many(keys)
+        unseal = self.keyring.unseal
+        return {k: unseal(k, v) for k, v in found.items()}
+
+    async def scan(
+        self, start: bytes, end: bytes, *, limit: int, reverse: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        rows = await self.inner.scan(start, end, limit=limit, reverse=reverse)
+        unseal = self.keyring.unseal
+        return [(k, unseal(k, v)) for k, v in rows]
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        await self.inner.write([self._seal(op) for op in check_ops(ops)])
+
+    def describe(self) -> dict[str, Any]:
+        facts = self.inner.describe()
+        facts.update(sealed=True, key_version=self.keyring.newest)
+        return facts
+
+    def _seal(self, op: Op) -> Op:
+        if type(op) is Delete:
+            return op
+        sealed = self.keyring.seal(op.key, op.value)  # type: ignore[union-attr]
+        return Insert(op.key, sealed) if type(op) is Insert else Put(op.key, sealed)
