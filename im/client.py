@@ -29,6 +29,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
 
 from im import client_pb2 as pb
 from im.codec import JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, codec_for
@@ -150,7 +151,9 @@ class Client:
         await self.connect()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def connect(self) -> pb.Session:
@@ -162,13 +165,15 @@ class Client:
 
     async def close(self) -> None:
         self._closed = True
+        ws = self._ws
+        if ws is not None:
+            await self._flush_acks()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
-        if self._ws is not None:
-            await self._flush_acks()
-            await self._ws.close()
+        if ws is not None:
+            await ws.close()
         self._fail_pending(ConnectionLost("client closed"))
         self._events.put_nowait(None) if not self._events.full() else None
 
@@ -275,8 +280,13 @@ class Client:
         return reply
 
     async def _open(self, url: str) -> tuple[ClientConnection, pb.Session]:
-        ws = await connect(url, subprotocols=[self._codec.subprotocol], compression=None,  # type: ignore[list-item]
-                           open_timeout=10, max_size=2**22)
+        ws = await connect(
+            url,
+            subprotocols=[Subprotocol(self._codec.subprotocol)],
+            compression=None,
+            open_timeout=10,
+            max_size=2**22,
+        )
         reader = asyncio.create_task(self._read(ws))
         try:
             session = await self._login(ws)
@@ -477,7 +487,7 @@ def describe_event(event: ClientEvent) -> dict[str, Any]:
         case DeliveredEvent(by=by, message_ids=ids):
             return {"event": "delivered", "by": by, "messageIds": [str(i) for i in ids]}
         case KickedEvent(reason=r, message=text):
-            return {"event": "kicked", "reason": pb.KickReason.Name(r), "message": text}  # type: ignore[arg-type]
+            return {"event": "kicked", "reason": pb.KickReason.Name(r), "message": text}
         case ConnectedEvent(url=url, session=s):
             return {"event": "connected", "url": url, "user": s.user, "device": s.device, "node": s.node}
         case DisconnectedEvent(code=code, reason=reason):

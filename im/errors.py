@@ -1,8 +1,8 @@
 """IM errors. Each carries the wire ``ErrorCode`` it is answered with.
 
-    ImError(code)              answered to the client as Error{code, message}
-    ├── DecodeError            a frame that is not a valid ClientFrame (BAD_REQUEST)
-    └── RateLimited            over the connection's token bucket (RATE_LIMITED, retry_after)
+ImError(code)              answered to the client as Error{code, message}
+├── DecodeError            a frame that is not a valid ClientFrame (BAD_REQUEST)
+└── RateLimited            over the connection's token bucket (RATE_LIMITED, retry_after)
 """
 
 from __future__ import annotations

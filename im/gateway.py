@@ -28,14 +28,14 @@ from im.codec import codec_for
 from im.errors import DecodeError, ImError
 from im.limits import TokenBucket
 from im.service import ImService
-from im.sessions import Push, Session
+from im.sessions import Push, Session, SessionSink
 from store.errors import StoreError
 
 __all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES"]
 
 log = logging.getLogger(__name__)
 
-KICK_CLOSE_CODES = {
+KICK_CLOSE_CODES: dict[int, int] = {
     pb.REPLACED: 4001,
     pb.DEVICE_LIMIT_KICK: 4002,
     pb.AUTH_TIMEOUT: 4003,
@@ -67,7 +67,7 @@ class ClientConnection:
         remote = ws.remote_address
         self.address = str(remote[0]) if remote else "?"
         self.session: Session | None = None
-        self.sink = self
+        self.sink: SessionSink = self
         now = gateway.now()
         self._bucket = TokenBucket(gateway.options.rate_limit, gateway.options.rate_burst, now)
         self._limited_streak = 0

@@ -58,7 +58,7 @@ class LoginThrottle:
         entry = self._entries.get(key)
         if entry is None or entry.count < free:
             return 0.0
-        wait = min(self.cap, self.base * 2 ** (entry.count - free))
+        wait = min(self.cap, self.base * float(2 ** (entry.count - free)))
         return max(0.0, entry.last_at + wait - now)
 
     def retry_after(self, address: str, user: str, now: float) -> float:

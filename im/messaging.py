@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from im import client_pb2 as pb
 from im import records_pb2 as rec
@@ -248,7 +249,7 @@ class Messenger:
             if parties is None:
                 unknown.append(message_id)
                 continue
-            sender, recipient = parties  # type: ignore[misc]
+            sender, recipient = cast(tuple[str, str], parties)
             if recipient == session.user and sender != session.user:
                 by_sender.setdefault(sender, []).append(message_id)
         if unknown and self.durable:
@@ -279,8 +280,9 @@ class Messenger:
     async def load_cursor(self, user: str, device: str) -> int:
         if not self.durable:
             return 0
+        pending = self._dirty_cursors.get((user, device), 0)
         raw = await self._store.get(self._keys.cursor(user, device))
-        return rec.Cursor.FromString(raw).acked if raw else 0
+        return max(pending, rec.Cursor.FromString(raw).acked if raw else 0)
 
     async def flush_cursors(self) -> None:
         if not self._dirty_cursors or not self.durable:

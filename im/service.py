@@ -249,7 +249,7 @@ class ImService:
         return pb.ServerFrame(pong=pb.Pong(server_time=self._now_ms()))
 
 
-_KICK_TEXT = {
+_KICK_TEXT: dict[int, str] = {
     pb.REPLACED: "this device logged in again on another connection",
     pb.DEVICE_LIMIT_KICK: "signed out: a newer device logged in and the device limit was reached",
 }

@@ -117,7 +117,7 @@ class PortServer:
             await connection.close(1002, "unsupported subprotocol")
             return
         handler, max_size = entry
-        connection.protocol.max_size = max_size
+        connection.protocol.max_message_size = max_size
         await handler(connection)
 
 

@@ -1,8 +1,8 @@
 """The ``timnode`` command line.
 
-    timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
-    timnode chat URL --user U ...        terminal client (``--json`` for scripts)
-    timnode version                      print the version
+timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
+timnode chat URL --user U ...        terminal client (``--json`` for scripts)
+timnode version                      print the version
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def run_async(coro: Coroutine[Any, Any, int | None]) -> int | None:
         import uvloop
     except ImportError:
         return asyncio.run(coro)
-    return uvloop.run(coro)  # type: ignore[no-any-return]
+    return uvloop.run(coro)
 
 
 def _node_main(argv: list[str]) -> int:

@@ -49,9 +49,7 @@ class NodeConfig:
     rate_limit: float = field(default=200.0, metadata={"help": "requests per second per connection (0: no limit)"})
     rate_burst: int = field(default=400, metadata={"help": "request burst per connection"})
     max_devices: int = field(default=5, metadata={"help": "sessions per account at once"})
-    device_policy: str = field(
-        default="kick-oldest", metadata={"help": "when over max-devices: kick-oldest or refuse"}
-    )
+    device_policy: str = field(default="kick-oldest", metadata={"help": "when over max-devices: kick-oldest or refuse"})
     auth_timeout: float = field(default=10.0, metadata={"help": "seconds a connection may stay without login"})
     token_ttl: float = field(default=30 * 86400.0, metadata={"help": "seconds a session token stays valid"})
     idle_timeout: float = field(default=120.0, metadata={"help": "close clients silent this long (keepalive pings)"})

@@ -130,8 +130,9 @@ class Node:
             max_conns_per_ip=self.config.max_conns_per_ip,
         )
         self.gateway = Gateway(self.service, options, asyncio.get_running_loop().time)
-        self.server = PortServer(host, port, max_frame_bytes=self.config.max_frame_bytes,
-                                 ping_interval=self.config.idle_timeout / 2)
+        self.server = PortServer(
+            host, port, max_frame_bytes=self.config.max_frame_bytes, ping_interval=self.config.idle_timeout / 2
+        )
         for name in SUBPROTOCOLS:
             self.server.add_subprotocol(name, self.gateway.handle)
         self.server.add_route("/healthz", self._healthz)

@@ -1,0 +1,157 @@
+"""Hostile and broken clients against a real node: clear errors, close codes, no crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from im import client_pb2 as pb
+from im.client import Client
+from testnet.process import NodeProcess
+
+pytestmark = pytest.mark.slow
+
+
+async def open_proto(node: NodeProcess) -> ClientConnection:
+    return await connect(node.url, subprotocols=["timnode.v1.proto"], max_size=2**24)  # type: ignore[list-item]
+
+
+async def request(ws: ClientConnection, frame: pb.ClientFrame) -> pb.ServerFrame:
+    await ws.send(frame.SerializeToString())
+    return pb.ServerFrame.FromString(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[arg-type]
+
+
+async def login(ws: ClientConnection, user: str) -> None:
+    reply = await request(ws, pb.ClientFrame(id=1, register=pb.Register(user=user, password="password-x")))
+    assert reply.WhichOneof("body") == "session", reply
+
+
+async def assert_node_serves(node: NodeProcess) -> None:
+    async with Client(node.url, "prober", "prober-password", register=True) as client:
+        assert await client.ping() > 0
+
+
+async def test_malformed_frames_get_bad_request_and_connection_survives(node: NodeProcess) -> None:
+    async with await open_proto(node) as ws:
+        for garbage in (b"\xff\xff\xff", b"\x0a\x05abc", b"\x08"):
+            await ws.send(garbage)
+            reply = pb.ServerFrame.FromString(await ws.recv())  # type: ignore[arg-type]
+            assert reply.error.code == pb.BAD_REQUEST and reply.id == 0
+        await ws.send("a text frame on the binary subprotocol")
+        assert pb.ServerFrame.FromString(await ws.recv()).error.code == pb.BAD_REQUEST  # type: ignore[arg-type]
+        reply = await request(ws, pb.ClientFrame(id=0, ping=pb.Ping()))
+        assert reply.error.code == pb.BAD_REQUEST  # request ids must be > 0
+        reply = await request(ws, pb.ClientFrame(id=9))
+        assert (reply.id, reply.error.code) == (9, pb.UNKNOWN_OPERATION)
+        assert (await request(ws, pb.ClientFrame(id=10, ping=pb.Ping()))).pong.server_time > 0
+    async with connect(node.url, subprotocols=["timnode.v1.json"]) as ws:  # type: ignore[list-item]
+        for bad in ("{not json", "[]", '{"id": "x"}', '{"id": "1", "zap": {}}', "[" * 50_000):
+            await ws.send(bad)
+            reply = json.loads(await ws.recv())
+            assert reply["error"]["code"] in ("BAD_REQUEST", "UNKNOWN_OPERATION"), (bad[:20], reply)
+    await assert_node_serves(node)
+
+
+async def test_unauthenticated_operations_are_refused(node: NodeProcess) -> None:
+    async with await open_proto(node) as ws:
+        reply = await request(ws, pb.ClientFrame(id=1, send=pb.Send(to="x", text="y")))
+        assert reply.error.code == pb.UNAUTHENTICATED
+
+
+async def test_oversized_frame_closes_with_1009(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("--max-frame-bytes", "4096", "--max-message-bytes", "1024")
+    async with await open_proto(node) as ws:
+        await login(ws, "big")
+        reply = await request(ws, pb.ClientFrame(id=2, send=pb.Send(to="big", text="x" * 2000)))
+        assert reply.error.code == pb.TOO_LARGE  # fits a frame, over the body limit
+        await ws.send(b"\x00" * 10_000)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1009
+    await assert_node_serves(node)
+
+
+async def test_request_flood_is_rate_limited_then_closed(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("--rate-limit", "20", "--rate-burst", "20")
+    async with Client(node.url, "calm", "calm-password", register=True) as calm:
+        async with await open_proto(node) as ws:
+            frames = [pb.ClientFrame(id=i + 1, ping=pb.Ping()).SerializeToString() for i in range(400)]
+            for data in frames:
+                await ws.send(data)
+            codes = []
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    frame = pb.ServerFrame.FromString(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[arg-type]
+                    codes.append(frame.WhichOneof("body"))
+                    if frame.WhichOneof("body") == "error":
+                        assert frame.error.code == pb.RATE_LIMITED and frame.error.retry_after > 0
+            assert ws.close_code == 4004
+            assert codes.count("pong") <= 25 and codes.count("error") >= 100 and codes[-1] == "kicked"
+        assert await calm.ping() > 0  # the other client was not disturbed
+
+
+async def test_too_many_connections_per_address(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("--max-conns-per-ip", "3")
+    conns = [await open_proto(node) for _ in range(3)]
+    extra = await open_proto(node)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(extra.recv(), 10)
+    assert extra.close_code == 1008
+    await conns[0].close()
+    await asyncio.sleep(0.2)
+    again = await open_proto(node)
+    assert (await request(again, pb.ClientFrame(id=1, ping=pb.Ping()))).pong.server_time > 0
+    for ws in [*conns[1:], again]:
+        await ws.close()
+
+
+async def test_repeated_wrong_passwords_are_slowed_down(node: NodeProcess) -> None:
+    async with Client(node.url, "victim", "victim-password", register=True):
+        pass
+    async with await open_proto(node) as ws:
+        waits = []
+        for i in range(5):
+            reply = await request(ws, pb.ClientFrame(id=i + 1, login=pb.Login(user="victim", password="guess-guess")))
+            assert reply.error.code == pb.AUTH_FAILED
+            waits.append(reply.error.retry_after)
+        assert waits[0] == 0 and waits[-1] > 0
+        reply = await request(ws, pb.ClientFrame(id=9, login=pb.Login(user="victim", password="victim-password")))
+        assert reply.error.code == pb.AUTH_FAILED and reply.error.retry_after > 0  # not even checked
+
+
+async def test_login_timeout_closes_idle_anonymous_connections(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("--auth-timeout", "0.5")
+    async with await open_proto(node) as ws:
+        kicked = pb.ServerFrame.FromString(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[arg-type]
+        assert kicked.kicked.reason == pb.AUTH_TIMEOUT
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4003
+
+
+async def test_unknown_subprotocol_and_plain_http(node: NodeProcess) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await connect(node.url, subprotocols=["chat.v9"])  # type: ignore[list-item]
+    assert info.value.response.status_code == 400
+    with pytest.raises(urllib.error.HTTPError) as http:
+        urllib.request.urlopen(node.http_url + "/nope", timeout=5)
+    assert http.value.code == 404
+    await assert_node_serves(node)
+
+
+async def test_half_open_and_abrupt_disconnects_do_not_leak_sessions(node: NodeProcess) -> None:
+    for i in range(20):
+        ws = await open_proto(node)
+        await login(ws, f"ghost{i}")
+        ws.transport.abort()  # no close frame
+    await asyncio.sleep(0.5)
+    with urllib.request.urlopen(node.http_url + "/healthz", timeout=5) as resp:
+        health = json.load(resp)
+    assert health["sessions"] == 0 and health["connections"] == 0

@@ -1,0 +1,63 @@
+"""Message ids, token bucket, login throttle and password hashing (pure, exact values)."""
+
+from __future__ import annotations
+
+from im.ids import EPOCH_MS, MessageIdGenerator, id_timestamp_ms
+from im.limits import LoginThrottle, TokenBucket
+from im.passwords import Argon2Params, hash_password, verify_password
+
+FAST = Argon2Params(memory_kib=64, iterations=1)
+
+
+def test_ids_increase_and_encode_time() -> None:
+    gen = MessageIdGenerator(5)
+    t = EPOCH_MS + 10_000
+    ids = [gen.next_id(t) for _ in range(5000)]  # more than 4096 in one ms: borrows the next ms
+    assert ids == sorted(set(ids))
+    assert id_timestamp_ms(ids[0]) == t
+    back = gen.next_id(t - 5000)  # the clock stepped back
+    assert back > ids[-1]
+
+
+def test_ids_of_different_nodes_differ() -> None:
+    t = EPOCH_MS + 1
+    assert MessageIdGenerator(1).next_id(t) != MessageIdGenerator(2).next_id(t)
+
+
+def test_token_bucket_exact() -> None:
+    bucket = TokenBucket(rate=10, burst=2, now=0.0)
+    assert bucket.take(0.0) == 0.0 and bucket.take(0.0) == 0.0
+    assert abs(bucket.take(0.0) - 0.1) < 1e-9
+    assert bucket.take(0.1) == 0.0
+    assert TokenBucket(rate=0, burst=1, now=0).take(0) == 0.0  # unlimited
+
+
+def test_login_throttle_backs_off_exponentially_and_resets() -> None:
+    throttle = LoginThrottle(free=3, base=1.0, cap=8.0)
+    for _ in range(3):
+        assert throttle.retry_after("a", "u", 0.0) == 0.0
+        throttle.failed("a", "u", 0.0)
+    assert throttle.retry_after("a", "u", 0.0) == 1.0
+    throttle.failed("a", "u", 1.0)
+    assert throttle.retry_after("a", "u", 1.0) == 2.0
+    assert throttle.retry_after("b", "u", 1.0) == 0.0  # another address is not slowed yet
+    for _ in range(20):
+        throttle.failed("a", "u", 1.0)
+    assert throttle.retry_after("a", "u", 1.0) == 8.0  # capped
+    assert throttle.retry_after("b", "u", 1.0) > 0  # the user is now slowed from any address
+    throttle.succeeded("a", "u")
+    assert throttle._delay(("a", "u"), 3, 1.0) == 0.0
+
+
+def test_login_throttle_memory_is_bounded() -> None:
+    throttle = LoginThrottle(max_entries=10)
+    for i in range(100):
+        throttle.failed(f"addr{i}", f"user{i}", 0.0)
+    assert len(throttle._entries) <= 10
+
+
+def test_password_hash_verifies_and_is_salted() -> None:
+    one, two = hash_password("correct horse", FAST), hash_password("correct horse", FAST)
+    assert one != two and one.startswith("argon2id$m=64,t=1,p=1$")
+    assert verify_password("correct horse", one) and not verify_password("wrong horse", one)
+    assert not verify_password("x", "garbage") and not verify_password("x", "argon2id$m=1$a$b")
