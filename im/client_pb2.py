@@ -4,86 +4,91 @@
 # source: client.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
-_runtime_version.ValidateProtobufRuntimeVersion(_runtime_version.Domain.PUBLIC, 7, 35, 1, "", "client.proto")
+_runtime_version.ValidateProtobufRuntimeVersion(
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'client.proto'
+)
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n\x0c\x63lient.proto\x12\ntimnode.v1"\xd4\x03\n\x0b\x43lientFrame\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x08register\x18\n \x01(\x0b\x32\x14.timnode.v1.RegisterH\x00\x12"\n\x05login\x18\x0b \x01(\x0b\x32\x11.timnode.v1.LoginH\x00\x12$\n\x06resume\x18\x0c \x01(\x0b\x32\x12.timnode.v1.ResumeH\x00\x12$\n\x06logout\x18\r \x01(\x0b\x32\x12.timnode.v1.LogoutH\x00\x12 \n\x04send\x18\x0e \x01(\x0b\x32\x10.timnode.v1.SendH\x00\x12/\n\x0c\x64\x65livery_ack\x18\x0f \x01(\x0b\x32\x17.timnode.v1.DeliveryAckH\x00\x12 \n\x04sync\x18\x10 \x01(\x0b\x32\x10.timnode.v1.SyncH\x00\x12&\n\x07history\x18\x11 \x01(\x0b\x32\x13.timnode.v1.HistoryH\x00\x12*\n\tsubscribe\x18\x12 \x01(\x0b\x32\x15.timnode.v1.SubscribeH\x00\x12.\n\x0bunsubscribe\x18\x13 \x01(\x0b\x32\x17.timnode.v1.UnsubscribeH\x00\x12 \n\x04ping\x18\x14 \x01(\x0b\x32\x10.timnode.v1.PingH\x00\x42\x04\n\x02op"\xcb\x03\n\x0bServerFrame\x12\n\n\x02id\x18\x01 \x01(\x04\x12"\n\x05\x65rror\x18\n \x01(\x0b\x32\x11.timnode.v1.ErrorH\x00\x12&\n\x07session\x18\x0b \x01(\x0b\x32\x13.timnode.v1.SessionH\x00\x12 \n\x04sent\x18\x0c \x01(\x0b\x32\x10.timnode.v1.SentH\x00\x12\'\n\x04page\x18\r \x01(\x0b\x32\x17.timnode.v1.MessagePageH\x00\x12-\n\tpresences\x18\x0e \x01(\x0b\x32\x18.timnode.v1.PresenceListH\x00\x12\x1c\n\x02ok\x18\x0f \x01(\x0b\x32\x0e.timnode.v1.OkH\x00\x12 \n\x04pong\x18\x10 \x01(\x0b\x32\x10.timnode.v1.PongH\x00\x12&\n\x07message\x18\x1e \x01(\x0b\x32\x13.timnode.v1.MessageH\x00\x12(\n\x08presence\x18\x1f \x01(\x0b\x32\x14.timnode.v1.PresenceH\x00\x12*\n\tdelivered\x18  \x01(\x0b\x32\x15.timnode.v1.DeliveredH\x00\x12$\n\x06kicked\x18! \x01(\x0b\x32\x12.timnode.v1.KickedH\x00\x42\x06\n\x04\x62ody":\n\x08Register\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t"7\n\x05Login\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t"\'\n\x06Resume\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t"\x08\n\x06Logout"\xb3\x01\n\x04Send\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\r\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x04 \x01(\x0cH\x00\x12&\n\x03\x65xt\x18\x05 \x03(\x0b\x32\x19.timnode.v1.Send.ExtEntry\x12\x15\n\rclient_msg_id\x18\x06 \x01(\t\x1a*\n\x08\x45xtEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody"\x1a\n\x0b\x44\x65liveryAck\x12\x0b\n\x03ids\x18\x01 \x03(\x04"$\n\x04Sync\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r"6\n\x07History\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r"\x1a\n\tSubscribe\x12\r\n\x05users\x18\x01 \x03(\t"\x1c\n\x0bUnsubscribe\x12\r\n\x05users\x18\x01 \x03(\t"\x06\n\x04Ping"R\n\x05\x45rror\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.timnode.v1.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bretry_after\x18\x03 \x01(\x01"\x98\x01\n\x07Session\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x18\n\x10token_expires_at\x18\x04 \x01(\x03\x12\x14\n\x0c\x61\x63ked_cursor\x18\x05 \x01(\x04\x12\x13\n\x0bserver_time\x18\x06 \x01(\x03\x12\x0c\n\x04node\x18\x07 \x01(\t\x12\r\n\x05store\x18\x08 \x01(\x08"[\n\x04Sent\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x19\n\x11\x64\x65livered_devices\x18\x04 \x01(\r"R\n\x0bMessagePage\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.timnode.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x04"7\n\x0cPresenceList\x12\'\n\tpresences\x18\x01 \x03(\x0b\x32\x14.timnode.v1.Presence"\x04\n\x02Ok"\x1b\n\x04Pong\x12\x13\n\x0bserver_time\x18\x01 \x01(\x03"\xfb\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\r\x12\x0e\n\x04text\x18\x05 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x06 \x01(\x0cH\x00\x12)\n\x03\x65xt\x18\x07 \x03(\x0b\x32\x1c.timnode.v1.Message.ExtEntry\x12\x11\n\ttimestamp\x18\x08 \x01(\x03\x12\x15\n\rclient_msg_id\x18\t \x01(\t\x12\x13\n\x0b\x66rom_device\x18\n \x01(\t\x1a*\n\x08\x45xtEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody"H\n\x08Presence\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\r\n\x05since\x18\x03 \x01(\x03\x12\x0f\n\x07\x64\x65vices\x18\x04 \x01(\r",\n\tDelivered\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04"A\n\x06Kicked\x12&\n\x06reason\x18\x01 \x01(\x0e\x32\x16.timnode.v1.KickReason\x12\x0f\n\x07message\x18\x02 \x01(\t*\xb5\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x10\n\x0b\x42\x41\x44_REQUEST\x10\x90\x03\x12\x14\n\x0fUNAUTHENTICATED\x10\x91\x03\x12\x10\n\x0b\x41UTH_FAILED\x10\x92\x03\x12\x0e\n\tFORBIDDEN\x10\x93\x03\x12\x0e\n\tNOT_FOUND\x10\x94\x03\x12\r\n\x08\x43ONFLICT\x10\x99\x03\x12\x0e\n\tTOO_LARGE\x10\x9d\x03\x12\x16\n\x11UNKNOWN_OPERATION\x10\x9f\x03\x12\x11\n\x0c\x44\x45VICE_LIMIT\x10\xad\x03\x12\x11\n\x0cRATE_LIMITED\x10\xae\x03\x12\x16\n\x11\x41LREADY_LOGGED_IN\x10\xaf\x03\x12\x16\n\x11RECIPIENT_OFFLINE\x10\xe0\x03\x12\r\n\x08INTERNAL\x10\xf4\x03\x12\x16\n\x11STORE_UNAVAILABLE\x10\xf7\x03*\x84\x01\n\nKickReason\x12\x1b\n\x17KICK_REASON_UNSPECIFIED\x10\x00\x12\x0c\n\x08REPLACED\x10\x01\x12\x15\n\x11\x44\x45VICE_LIMIT_KICK\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03\x12\t\n\x05\x46LOOD\x10\x04\x12\t\n\x05\x41\x44MIN\x10\x05\x12\x10\n\x0c\x41UTH_TIMEOUT\x10\x06\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x63lient.proto\x12\ntimnode.v1\"\xd4\x03\n\x0b\x43lientFrame\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x08register\x18\n \x01(\x0b\x32\x14.timnode.v1.RegisterH\x00\x12\"\n\x05login\x18\x0b \x01(\x0b\x32\x11.timnode.v1.LoginH\x00\x12$\n\x06resume\x18\x0c \x01(\x0b\x32\x12.timnode.v1.ResumeH\x00\x12$\n\x06logout\x18\r \x01(\x0b\x32\x12.timnode.v1.LogoutH\x00\x12 \n\x04send\x18\x0e \x01(\x0b\x32\x10.timnode.v1.SendH\x00\x12/\n\x0c\x64\x65livery_ack\x18\x0f \x01(\x0b\x32\x17.timnode.v1.DeliveryAckH\x00\x12 \n\x04sync\x18\x10 \x01(\x0b\x32\x10.timnode.v1.SyncH\x00\x12&\n\x07history\x18\x11 \x01(\x0b\x32\x13.timnode.v1.HistoryH\x00\x12*\n\tsubscribe\x18\x12 \x01(\x0b\x32\x15.timnode.v1.SubscribeH\x00\x12.\n\x0bunsubscribe\x18\x13 \x01(\x0b\x32\x17.timnode.v1.UnsubscribeH\x00\x12 \n\x04ping\x18\x14 \x01(\x0b\x32\x10.timnode.v1.PingH\x00\x42\x04\n\x02op\"\xcb\x03\n\x0bServerFrame\x12\n\n\x02id\x18\x01 \x01(\x04\x12\"\n\x05\x65rror\x18\n \x01(\x0b\x32\x11.timnode.v1.ErrorH\x00\x12&\n\x07session\x18\x0b \x01(\x0b\x32\x13.timnode.v1.SessionH\x00\x12 \n\x04sent\x18\x0c \x01(\x0b\x32\x10.timnode.v1.SentH\x00\x12\'\n\x04page\x18\r \x01(\x0b\x32\x17.timnode.v1.MessagePageH\x00\x12-\n\tpresences\x18\x0e \x01(\x0b\x32\x18.timnode.v1.PresenceListH\x00\x12\x1c\n\x02ok\x18\x0f \x01(\x0b\x32\x0e.timnode.v1.OkH\x00\x12 \n\x04pong\x18\x10 \x01(\x0b\x32\x10.timnode.v1.PongH\x00\x12&\n\x07message\x18\x1e \x01(\x0b\x32\x13.timnode.v1.MessageH\x00\x12(\n\x08presence\x18\x1f \x01(\x0b\x32\x14.timnode.v1.PresenceH\x00\x12*\n\tdelivered\x18  \x01(\x0b\x32\x15.timnode.v1.DeliveredH\x00\x12$\n\x06kicked\x18! \x01(\x0b\x32\x12.timnode.v1.KickedH\x00\x42\x06\n\x04\x62ody\":\n\x08Register\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"7\n\x05Login\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\"\'\n\x06Resume\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x08\n\x06Logout\"\xb3\x01\n\x04Send\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\r\x12\x0e\n\x04text\x18\x03 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x04 \x01(\x0cH\x00\x12&\n\x03\x65xt\x18\x05 \x03(\x0b\x32\x19.timnode.v1.Send.ExtEntry\x12\x15\n\rclient_msg_id\x18\x06 \x01(\t\x1a*\n\x08\x45xtEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody\"\x1a\n\x0b\x44\x65liveryAck\x12\x0b\n\x03ids\x18\x01 \x03(\x04\"$\n\x04Sync\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"6\n\x07History\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\"\x1a\n\tSubscribe\x12\r\n\x05users\x18\x01 \x03(\t\"\x1c\n\x0bUnsubscribe\x12\r\n\x05users\x18\x01 \x03(\t\"\x06\n\x04Ping\"R\n\x05\x45rror\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.timnode.v1.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bretry_after\x18\x03 \x01(\x01\"\x98\x01\n\x07Session\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x18\n\x10token_expires_at\x18\x04 \x01(\x03\x12\x14\n\x0c\x61\x63ked_cursor\x18\x05 \x01(\x04\x12\x13\n\x0bserver_time\x18\x06 \x01(\x03\x12\x0c\n\x04node\x18\x07 \x01(\t\x12\r\n\x05store\x18\x08 \x01(\x08\"[\n\x04Sent\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x19\n\x11\x64\x65livered_devices\x18\x04 \x01(\r\"R\n\x0bMessagePage\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.timnode.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x12\x0e\n\x06\x63ursor\x18\x03 \x01(\x04\"7\n\x0cPresenceList\x12\'\n\tpresences\x18\x01 \x03(\x0b\x32\x14.timnode.v1.Presence\"\x04\n\x02Ok\"\x1b\n\x04Pong\x12\x13\n\x0bserver_time\x18\x01 \x01(\x03\"\xfb\x01\n\x07Message\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x02 \x01(\t\x12\n\n\x02to\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\r\x12\x0e\n\x04text\x18\x05 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x06 \x01(\x0cH\x00\x12)\n\x03\x65xt\x18\x07 \x03(\x0b\x32\x1c.timnode.v1.Message.ExtEntry\x12\x11\n\ttimestamp\x18\x08 \x01(\x03\x12\x15\n\rclient_msg_id\x18\t \x01(\t\x12\x13\n\x0b\x66rom_device\x18\n \x01(\t\x1a*\n\x08\x45xtEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04\x62ody\"H\n\x08Presence\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\r\n\x05since\x18\x03 \x01(\x03\x12\x0f\n\x07\x64\x65vices\x18\x04 \x01(\r\",\n\tDelivered\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\x04\"A\n\x06Kicked\x12&\n\x06reason\x18\x01 \x01(\x0e\x32\x16.timnode.v1.KickReason\x12\x0f\n\x07message\x18\x02 \x01(\t*\xb5\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x10\n\x0b\x42\x41\x44_REQUEST\x10\x90\x03\x12\x14\n\x0fUNAUTHENTICATED\x10\x91\x03\x12\x10\n\x0b\x41UTH_FAILED\x10\x92\x03\x12\x0e\n\tFORBIDDEN\x10\x93\x03\x12\x0e\n\tNOT_FOUND\x10\x94\x03\x12\r\n\x08\x43ONFLICT\x10\x99\x03\x12\x0e\n\tTOO_LARGE\x10\x9d\x03\x12\x16\n\x11UNKNOWN_OPERATION\x10\x9f\x03\x12\x11\n\x0c\x44\x45VICE_LIMIT\x10\xad\x03\x12\x11\n\x0cRATE_LIMITED\x10\xae\x03\x12\x16\n\x11\x41LREADY_LOGGED_IN\x10\xaf\x03\x12\x16\n\x11RECIPIENT_OFFLINE\x10\xe0\x03\x12\r\n\x08INTERNAL\x10\xf4\x03\x12\x16\n\x11STORE_UNAVAILABLE\x10\xf7\x03*\x84\x01\n\nKickReason\x12\x1b\n\x17KICK_REASON_UNSPECIFIED\x10\x00\x12\x0c\n\x08REPLACED\x10\x01\x12\x15\n\x11\x44\x45VICE_LIMIT_KICK\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03\x12\t\n\x05\x46LOOD\x10\x04\x12\t\n\x05\x41\x44MIN\x10\x05\x12\x10\n\x0c\x41UTH_TIMEOUT\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "client_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'client_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_SEND_EXTENTRY"]._loaded_options = None
-    _globals["_SEND_EXTENTRY"]._serialized_options = b"8\001"
-    _globals["_MESSAGE_EXTENTRY"]._loaded_options = None
-    _globals["_MESSAGE_EXTENTRY"]._serialized_options = b"8\001"
-    _globals["_ERRORCODE"]._serialized_start = 2449
-    _globals["_ERRORCODE"]._serialized_end = 2758
-    _globals["_KICKREASON"]._serialized_start = 2761
-    _globals["_KICKREASON"]._serialized_end = 2893
-    _globals["_CLIENTFRAME"]._serialized_start = 29
-    _globals["_CLIENTFRAME"]._serialized_end = 497
-    _globals["_SERVERFRAME"]._serialized_start = 500
-    _globals["_SERVERFRAME"]._serialized_end = 959
-    _globals["_REGISTER"]._serialized_start = 961
-    _globals["_REGISTER"]._serialized_end = 1019
-    _globals["_LOGIN"]._serialized_start = 1021
-    _globals["_LOGIN"]._serialized_end = 1076
-    _globals["_RESUME"]._serialized_start = 1078
-    _globals["_RESUME"]._serialized_end = 1117
-    _globals["_LOGOUT"]._serialized_start = 1119
-    _globals["_LOGOUT"]._serialized_end = 1127
-    _globals["_SEND"]._serialized_start = 1130
-    _globals["_SEND"]._serialized_end = 1309
-    _globals["_SEND_EXTENTRY"]._serialized_start = 1259
-    _globals["_SEND_EXTENTRY"]._serialized_end = 1301
-    _globals["_DELIVERYACK"]._serialized_start = 1311
-    _globals["_DELIVERYACK"]._serialized_end = 1337
-    _globals["_SYNC"]._serialized_start = 1339
-    _globals["_SYNC"]._serialized_end = 1375
-    _globals["_HISTORY"]._serialized_start = 1377
-    _globals["_HISTORY"]._serialized_end = 1431
-    _globals["_SUBSCRIBE"]._serialized_start = 1433
-    _globals["_SUBSCRIBE"]._serialized_end = 1459
-    _globals["_UNSUBSCRIBE"]._serialized_start = 1461
-    _globals["_UNSUBSCRIBE"]._serialized_end = 1489
-    _globals["_PING"]._serialized_start = 1491
-    _globals["_PING"]._serialized_end = 1497
-    _globals["_ERROR"]._serialized_start = 1499
-    _globals["_ERROR"]._serialized_end = 1581
-    _globals["_SESSION"]._serialized_start = 1584
-    _globals["_SESSION"]._serialized_end = 1736
-    _globals["_SENT"]._serialized_start = 1738
-    _globals["_SENT"]._serialized_end = 1829
-    _globals["_MESSAGEPAGE"]._serialized_start = 1831
-    _globals["_MESSAGEPAGE"]._serialized_end = 1913
-    _globals["_PRESENCELIST"]._serialized_start = 1915
-    _globals["_PRESENCELIST"]._serialized_end = 1970
-    _globals["_OK"]._serialized_start = 1972
-    _globals["_OK"]._serialized_end = 1976
-    _globals["_PONG"]._serialized_start = 1978
-    _globals["_PONG"]._serialized_end = 2005
-    _globals["_MESSAGE"]._serialized_start = 2008
-    _globals["_MESSAGE"]._serialized_end = 2259
-    _globals["_MESSAGE_EXTENTRY"]._serialized_start = 1259
-    _globals["_MESSAGE_EXTENTRY"]._serialized_end = 1301
-    _globals["_PRESENCE"]._serialized_start = 2261
-    _globals["_PRESENCE"]._serialized_end = 2333
-    _globals["_DELIVERED"]._serialized_start = 2335
-    _globals["_DELIVERED"]._serialized_end = 2379
-    _globals["_KICKED"]._serialized_start = 2381
-    _globals["_KICKED"]._serialized_end = 2446
+  DESCRIPTOR._loaded_options = None
+  _globals['_SEND_EXTENTRY']._loaded_options = None
+  _globals['_SEND_EXTENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGE_EXTENTRY']._loaded_options = None
+  _globals['_MESSAGE_EXTENTRY']._serialized_options = b'8\001'
+  _globals['_ERRORCODE']._serialized_start=2449
+  _globals['_ERRORCODE']._serialized_end=2758
+  _globals['_KICKREASON']._serialized_start=2761
+  _globals['_KICKREASON']._serialized_end=2893
+  _globals['_CLIENTFRAME']._serialized_start=29
+  _globals['_CLIENTFRAME']._serialized_end=497
+  _globals['_SERVERFRAME']._serialized_start=500
+  _globals['_SERVERFRAME']._serialized_end=959
+  _globals['_REGISTER']._serialized_start=961
+  _globals['_REGISTER']._serialized_end=1019
+  _globals['_LOGIN']._serialized_start=1021
+  _globals['_LOGIN']._serialized_end=1076
+  _globals['_RESUME']._serialized_start=1078
+  _globals['_RESUME']._serialized_end=1117
+  _globals['_LOGOUT']._serialized_start=1119
+  _globals['_LOGOUT']._serialized_end=1127
+  _globals['_SEND']._serialized_start=1130
+  _globals['_SEND']._serialized_end=1309
+  _globals['_SEND_EXTENTRY']._serialized_start=1259
+  _globals['_SEND_EXTENTRY']._serialized_end=1301
+  _globals['_DELIVERYACK']._serialized_start=1311
+  _globals['_DELIVERYACK']._serialized_end=1337
+  _globals['_SYNC']._serialized_start=1339
+  _globals['_SYNC']._serialized_end=1375
+  _globals['_HISTORY']._serialized_start=1377
+  _globals['_HISTORY']._serialized_end=1431
+  _globals['_SUBSCRIBE']._serialized_start=1433
+  _globals['_SUBSCRIBE']._serialized_end=1459
+  _globals['_UNSUBSCRIBE']._serialized_start=1461
+  _globals['_UNSUBSCRIBE']._serialized_end=1489
+  _globals['_PING']._serialized_start=1491
+  _globals['_PING']._serialized_end=1497
+  _globals['_ERROR']._serialized_start=1499
+  _globals['_ERROR']._serialized_end=1581
+  _globals['_SESSION']._serialized_start=1584
+  _globals['_SESSION']._serialized_end=1736
+  _globals['_SENT']._serialized_start=1738
+  _globals['_SENT']._serialized_end=1829
+  _globals['_MESSAGEPAGE']._serialized_start=1831
+  _globals['_MESSAGEPAGE']._serialized_end=1913
+  _globals['_PRESENCELIST']._serialized_start=1915
+  _globals['_PRESENCELIST']._serialized_end=1970
+  _globals['_OK']._serialized_start=1972
+  _globals['_OK']._serialized_end=1976
+  _globals['_PONG']._serialized_start=1978
+  _globals['_PONG']._serialized_end=2005
+  _globals['_MESSAGE']._serialized_start=2008
+  _globals['_MESSAGE']._serialized_end=2259
+  _globals['_MESSAGE_EXTENTRY']._serialized_start=1259
+  _globals['_MESSAGE_EXTENTRY']._serialized_end=1301
+  _globals['_PRESENCE']._serialized_start=2261
+  _globals['_PRESENCE']._serialized_end=2333
+  _globals['_DELIVERED']._serialized_start=2335
+  _globals['_DELIVERED']._serialized_end=2379
+  _globals['_KICKED']._serialized_start=2381
+  _globals['_KICKED']._serialized_end=2446
 # @@protoc_insertion_point(module_scope)

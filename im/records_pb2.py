@@ -4,34 +4,39 @@
 # source: records.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
-_runtime_version.ValidateProtobufRuntimeVersion(_runtime_version.Domain.PUBLIC, 7, 35, 1, "", "records.proto")
+_runtime_version.ValidateProtobufRuntimeVersion(
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'records.proto'
+)
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n\rrecords.proto\x12\x12timnode.records.v1"B\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03"9\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x12timnode.records.v1\"B\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\"9\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "records_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_ACCOUNT"]._serialized_start = 37
-    _globals["_ACCOUNT"]._serialized_end = 103
-    _globals["_TOKEN"]._serialized_start = 105
-    _globals["_TOKEN"]._serialized_end = 162
-    _globals["_SENDRESULT"]._serialized_start = 164
-    _globals["_SENDRESULT"]._serialized_end = 215
-    _globals["_CURSOR"]._serialized_start = 217
-    _globals["_CURSOR"]._serialized_end = 240
+  DESCRIPTOR._loaded_options = None
+  _globals['_ACCOUNT']._serialized_start=37
+  _globals['_ACCOUNT']._serialized_end=103
+  _globals['_TOKEN']._serialized_start=105
+  _globals['_TOKEN']._serialized_end=162
+  _globals['_SENDRESULT']._serialized_start=164
+  _globals['_SENDRESULT']._serialized_end=215
+  _globals['_CURSOR']._serialized_start=217
+  _globals['_CURSOR']._serialized_end=240
 # @@protoc_insertion_point(module_scope)
