@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCHEMAS: dict[str, str] = {
     "client.proto": "im",
     "records.proto": "im",
+    "peer.proto": "node",
 }
 
 
