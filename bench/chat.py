@@ -1,0 +1,297 @@
+"""Chat throughput and latency of a real node, against a raw WebSocket relay baseline.
+
+``python -m bench chat [--pairs P] [--no-store] [--json] [--duration S] [--messages N] [--rate R]``
+
+For each server (first the node, ``python -m timnode`` in its own process, then the
+raw relay of :mod:`bench.relay`, also in its own process) the same P pairs of
+users are brought up (one WebSocket each, registered through the protocol) and
+two phases run over them:
+
+1. **max**: closed loop, each sender keeps ``--window`` sends in flight and sends
+   again as each answer comes back. Gives ``msgs_per_s`` (messages received per
+   second over the measured window) and the latency under saturation.
+2. **half**: open loop, sends paced at ``--rate`` msgs/s (default: half the node's
+   measured max) round-robin over the senders. Gives ``p50_ms``/``p99_ms``, the
+   figure we report ("p99 < 20 ms at half of the node's maximum rate"). The relay
+   is paced at the same absolute rate.
+
+Receivers acknowledge deliveries in batches (64 ids or 20 ms). The load
+generator runs in ``--procs`` worker processes (:mod:`bench.pool`). Stdout gets a
+table and the JSON object (only the JSON with ``--json``); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import secrets
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.loadgen import OpenResult, PhaseResult, PhaseSpec, Target
+from bench.pool import WorkerFailed, WorkerPool
+from bench.report import emit, note, percentile, rounded
+from bench.servers import ServerFailed, ServerProcess, node_server, relay_server
+
+__all__ = ["SUMMARY", "ChatOptions", "Merged", "TargetRun", "main", "run"]
+
+SUMMARY = "chat msgs/s and p50/p99 latency of a node vs a raw WebSocket relay"
+P99_TARGET_MS = 20.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatOptions:
+    """Parsed command line."""
+
+    pairs: int = 100
+    store: bool = True
+    as_json: bool = False
+    duration: float = 5.0
+    warmup: float = 1.0
+    messages: int = 0
+    rate: float = 0.0
+    window: int = 8
+    procs: int = 1
+    size: int = 64
+    target: str = "both"
+    loop: str = "auto"
+    concurrency: int = 16
+    node_args: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, kw_only=True)
+class Merged:
+    """One phase's measurements summed over the worker processes."""
+
+    msgs_per_s: float = 0.0
+    delivered: int = 0
+    sent: int = 0
+    errors: int = 0
+    skipped: int = 0
+    undrained: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+
+    def p(self, q: float) -> float:
+        """Latency percentile in ms."""
+        return percentile(self.latencies_ms, q)
+
+
+@dataclass(slots=True, kw_only=True)
+class TargetRun:
+    """Both phases against one server."""
+
+    pairs: int
+    open_errors: int
+    register_s: float
+    top: Merged
+    half: Merged
+    half_rate: float
+    rss_mb: float | None
+
+    @property
+    def errors(self) -> int:
+        """Every failure seen: registrations, error answers, lost connections, skipped sends."""
+        return self.open_errors + self.top.errors + self.half.errors + self.half.skipped
+
+
+def merge(results: list[PhaseResult]) -> Merged:
+    """Sum rates and counters, pool latency samples."""
+    out = Merged()
+    for res in results:
+        if res.window_s > 0:
+            out.msgs_per_s += res.delivered / res.window_s
+        out.delivered += res.delivered
+        out.sent += res.sent
+        out.errors += res.errors
+        out.skipped += res.skipped
+        out.undrained += res.undrained
+        out.latencies_ms.extend(res.latencies_ms)
+        out.lag_ms.extend(res.lag_ms)
+    return out
+
+
+def make_pairs(count: int) -> list[tuple[str, str]]:
+    """``count`` (sender, receiver) user names, unique to this run."""
+    tag = secrets.token_hex(4)
+    return [(f"bench{tag}s{i}", f"bench{tag}r{i}") for i in range(count)]
+
+
+def _open(pool: WorkerPool, server: ServerProcess, dialect: str, pairs: list[tuple[str, str]],
+          opts: ChatOptions) -> list[OpenResult]:
+    share = max(1, math.ceil(opts.concurrency / pool.count))
+    targets = [
+        Target(url=server.url, dialect=dialect, pairs=tuple(pairs[i :: pool.count]), concurrency=share)
+        for i in range(pool.count)
+    ]
+    opened = pool.open(targets)
+    first = next((o.first_error for o in opened if o.first_error), "")
+    note(f"{dialect}: {sum(o.pairs for o in opened)} pairs up in {max(o.seconds for o in opened):.1f} s"
+         + (f", {sum(o.errors for o in opened)} failed ({first})" if first else ""))
+    if not any(o.pairs for o in opened):
+        raise WorkerFailed(f"no pair could be registered on {dialect}: {first}")
+    return opened
+
+
+def _phase(pool: WorkerPool, opts: ChatOptions, mode: str, rate: float = 0.0) -> Merged:
+    spec = PhaseSpec(
+        mode=mode, warmup=opts.warmup, duration=opts.duration, window=opts.window,
+        rate=rate / pool.count, messages=math.ceil(opts.messages / pool.count), payload_size=opts.size,
+    )
+    merged = merge(pool.phase([spec] * pool.count))
+    note(f"  {mode}: {merged.msgs_per_s:,.0f} msgs/s, p50 {merged.p(50):.2f} ms, p99 {merged.p(99):.2f} ms,"
+         f" errors {merged.errors}")
+    return merged
+
+
+def measure(pool: WorkerPool, server: ServerProcess, dialect: str, pairs: list[tuple[str, str]],
+            opts: ChatOptions, paced_rate: float = 0.0) -> TargetRun:
+    """Bring the pairs up on ``server``, run the max and half phases, close the pairs."""
+    opened = _open(pool, server, dialect, pairs, opts)
+    try:
+        top = _phase(pool, opts, "window")
+        rate = opts.rate or paced_rate or top.msgs_per_s / 2
+        half = _phase(pool, opts, "paced", rate)
+        rss = server.rss_mb()
+    finally:
+        pool.close()
+    return TargetRun(
+        pairs=sum(o.pairs for o in opened), open_errors=sum(o.errors for o in opened),
+        register_s=max(o.seconds for o in opened), top=top, half=half, half_rate=rate, rss_mb=rss,
+    )
+
+
+def run(opts: ChatOptions) -> tuple[TargetRun | None, TargetRun | None]:
+    """Measure the node and/or the raw relay; returns (node, raw)."""
+    pairs = make_pairs(opts.pairs)
+    node = raw = None
+    with WorkerPool(opts.procs, opts.loop) as pool:
+        if opts.target in ("both", "node"):
+            note(f"starting node ({'store' if opts.store else 'no-store'}), {opts.pairs} pairs")
+            with node_server(opts.store, list(opts.node_args)) as server:
+                node = measure(pool, server, "node", pairs, opts)
+        if opts.target in ("both", "raw"):
+            note("starting raw relay")
+            with relay_server(opts.loop) as server:
+                raw = measure(pool, server, "relay", pairs, opts, node.half_rate if node else 0.0)
+    return node, raw
+
+
+def _node_fields(node: TargetRun | None) -> dict[str, Any]:
+    if node is None:
+        keys = ("msgs_per_s", "p50_ms", "p99_ms", "max_p50_ms", "max_p99_ms", "half_rate_msgs_per_s",
+                "half_rate_achieved_msgs_per_s", "rss_mb", "pace_lag_p99_ms", "register_s")
+        return dict.fromkeys(keys)
+    return {
+        "msgs_per_s": rounded(node.top.msgs_per_s, 1),
+        "p50_ms": rounded(node.half.p(50)),
+        "p99_ms": rounded(node.half.p(99)),
+        "max_p50_ms": rounded(node.top.p(50)),
+        "max_p99_ms": rounded(node.top.p(99)),
+        "half_rate_msgs_per_s": rounded(node.half_rate, 1),
+        "half_rate_achieved_msgs_per_s": rounded(node.half.msgs_per_s, 1),
+        "rss_mb": rounded(node.rss_mb, 1),
+        "pace_lag_p99_ms": rounded(percentile(node.half.lag_ms, 99)),
+        "register_s": rounded(node.register_s, 2),
+    }
+
+
+def _raw_fields(raw: TargetRun | None) -> dict[str, Any]:
+    if raw is None:
+        keys = ("raw_msgs_per_s", "raw_p50_ms", "raw_p99_ms", "raw_max_p50_ms", "raw_max_p99_ms",
+                "raw_paced_msgs_per_s", "raw_pace_lag_p99_ms", "raw_rss_mb")
+        return dict.fromkeys(keys)
+    return {
+        "raw_msgs_per_s": rounded(raw.top.msgs_per_s, 1),
+        "raw_p50_ms": rounded(raw.half.p(50)),
+        "raw_p99_ms": rounded(raw.half.p(99)),
+        "raw_max_p50_ms": rounded(raw.top.p(50)),
+        "raw_max_p99_ms": rounded(raw.top.p(99)),
+        "raw_paced_msgs_per_s": rounded(raw.half_rate, 1),
+        "raw_pace_lag_p99_ms": rounded(percentile(raw.half.lag_ms, 99)),
+        "raw_rss_mb": rounded(raw.rss_mb, 1),
+    }
+
+
+def build_result(opts: ChatOptions, node: TargetRun | None, raw: TargetRun | None) -> dict[str, Any]:
+    """The JSON object (keys documented in bench/README.md)."""
+    result: dict[str, Any] = {
+        "bench": "chat", "pairs": opts.pairs, "store": opts.store, "window": opts.window,
+        "procs": opts.procs, "payload_bytes": opts.size, "duration_s": opts.duration, "warmup_s": opts.warmup,
+    }
+    result.update(_node_fields(node))
+    result.update(_raw_fields(raw))
+    ratio = node.top.msgs_per_s / raw.top.msgs_per_s if node and raw and raw.top.msgs_per_s else None
+    result["ratio"] = rounded(ratio)
+    p99 = result["p99_ms"]
+    result["p99_target_met"] = None if p99 is None else p99 < P99_TARGET_MS
+    result["node_errors"] = node.errors if node else None
+    result["raw_errors"] = raw.errors if raw else None
+    result["errors"] = (node.errors if node else 0) + (raw.errors if raw else 0)
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Human table rows for ``result``."""
+    return [
+        ("pairs / window / procs", f"{result['pairs']} / {result['window']} / {result['procs']}"),
+        ("store", result["store"]),
+        ("node max msgs/s", result["msgs_per_s"]),
+        ("node p50 / p99 at max (ms)", _pair(result["max_p50_ms"], result["max_p99_ms"])),
+        ("paced rate msgs/s", result["half_rate_msgs_per_s"]),
+        ("node p50 / p99 paced (ms)", _pair(result["p50_ms"], result["p99_ms"])),
+        (f"p99 < {P99_TARGET_MS:.0f} ms", result["p99_target_met"]),
+        ("node RSS (MiB)", result["rss_mb"]),
+        ("raw max msgs/s", result["raw_msgs_per_s"]),
+        ("raw p50 / p99 at max (ms)", _pair(result["raw_max_p50_ms"], result["raw_max_p99_ms"])),
+        ("raw p50 / p99 paced (ms)", _pair(result["raw_p50_ms"], result["raw_p99_ms"])),
+        ("ratio node/raw", result["ratio"]),
+        ("errors", result["errors"]),
+    ]
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a:.2f} / {b:.2f}"
+
+
+def parse_args(argv: list[str]) -> ChatOptions:
+    """Command line to :class:`ChatOptions`."""
+    ap = argparse.ArgumentParser(prog="python -m bench chat", description=SUMMARY)
+    ap.add_argument("--pairs", type=int, default=100, help="sender/receiver pairs (default 100)")
+    ap.add_argument("--no-store", action="store_true", help="run the node with --no-store")
+    ap.add_argument("--json", action="store_true", help="print only the JSON object on stdout")
+    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per phase (default 5)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each window")
+    ap.add_argument("--messages", type=int, default=0, help="end each window after N deliveries")
+    ap.add_argument("--rate", type=float, default=0.0, help="paced phase msgs/s (default: half the node max)")
+    ap.add_argument("--window", type=int, default=8, help="sends in flight per sender in the max phase")
+    ap.add_argument("--procs", type=int, default=1, help="load-generator processes (default 1)")
+    ap.add_argument("--size", type=int, default=64, help="message payload bytes, >= 8 (default 64)")
+    ap.add_argument("--target", choices=("both", "node", "raw"), default="both", help="servers to measure")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop")
+    ap.add_argument("--concurrency", type=int, default=16, help="registrations in flight (default 16)")
+    ap.add_argument("--node-arg", action="append", default=[], help="extra flag for the node (repeatable)")
+    a = ap.parse_args(argv)
+    return ChatOptions(
+        pairs=a.pairs, store=not a.no_store, as_json=a.json, duration=a.duration, warmup=a.warmup,
+        messages=a.messages, rate=a.rate, window=a.window, procs=a.procs, size=max(8, a.size),
+        target=a.target, loop=a.loop, concurrency=a.concurrency, node_args=tuple(a.node_arg),
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``python -m bench chat``; returns 0, or 2 when a server or worker failed."""
+    opts = parse_args(argv)
+    try:
+        node, raw = run(opts)
+    except (ServerFailed, WorkerFailed) as exc:
+        print(f"bench chat: {exc}", file=sys.stderr)
+        return 2
+    result = build_result(opts, node, raw)
+    emit(result, f"bench chat ({opts.pairs} pairs)", table_rows(result), opts.as_json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,113 @@
+"""Shared output and statistics helpers for every ``python -m bench NAME`` benchmark.
+
+Output contract: without ``--json`` a benchmark prints a human table followed by the
+JSON object; with ``--json`` stdout carries only the JSON object (one line), so it can
+be piped into ``jq``. Progress notes go to stderr through :func:`note`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "emit",
+    "format_value",
+    "median",
+    "note",
+    "percentile",
+    "print_table",
+    "process_rss_mb",
+    "rounded",
+]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the q-th percentile (0-100) of ``values`` by linear interpolation.
+
+    Args:
+        values: samples in any order; an empty sequence gives ``nan``.
+        q: the percentile, 0 to 100.
+    """
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median(values: Sequence[float]) -> float:
+    """Return the median of ``values`` (``nan`` when empty)."""
+    return percentile(values, 50.0)
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    """Round for JSON output; ``nan`` and ``None`` become ``None`` (JSON null)."""
+    if value is None or math.isnan(value):
+        return None
+    return round(value, digits)
+
+
+def _rss_from_proc(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Resident set size of process ``pid`` in MiB, via psutil or ``/proc``; None if gone."""
+    try:
+        import psutil
+    except ImportError:
+        return _rss_from_proc(pid)
+    try:
+        return float(psutil.Process(pid).memory_info().rss) / (1024.0 * 1024.0)
+    except psutil.Error:
+        return None
+
+
+def format_value(value: Any) -> str:
+    """Human form of one table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(title: str, rows: Iterable[tuple[str, Any]]) -> None:
+    """Print a two-column table (label, value) under ``title``."""
+    pairs = [(label, format_value(value)) for label, value in rows]
+    width = max((len(label) for label, _ in pairs), default=0)
+    print(title)
+    print("-" * max(len(title), width + 14))
+    for label, text in pairs:
+        print(f"{label:<{width}}  {text:>12}")
+    print()
+
+
+def emit(result: Mapping[str, Any], title: str, rows: Iterable[tuple[str, Any]], as_json: bool) -> None:
+    """Print the benchmark result: table then JSON, or only the JSON object."""
+    if not as_json:
+        print_table(title, rows)
+    print(json.dumps(dict(result), sort_keys=True))
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """Progress line on stderr (silenced with ``BENCH_QUIET=1``)."""
+    if os.environ.get("BENCH_QUIET") != "1":
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
