@@ -57,9 +57,7 @@ class GroupPlan:
     def upserts(self) -> dict[bytes, bytes]:
         """Final values still to write after ``fresh_inserts`` (skips unchanged inserts)."""
         fresh = self.fresh_inserts
-        return {
-            k: v for k, v in self.final.items() if v is not None and not (k in fresh and fresh[k] is v)
-        }
+        return {k: v for k, v in self.final.items() if v is not None and not (k in fresh and fresh[k] is v)}
 
     def deletes(self) -> list[bytes]:
         """Keys whose final state is absent."""

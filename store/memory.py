@@ -42,9 +42,7 @@ class MemoryStore(RecordStore):
         values = self._values
         return {k: values[k] for k in keys if k in values}
 
-    async def scan(
-        self, start: bytes, end: bytes, *, limit: int, reverse: bool = False
-    ) -> list[tuple[bytes, bytes]]:
+    async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         self._check_open()
         if not check_scan(start, end, limit):
             return []

@@ -145,9 +145,7 @@ class PostgresStore(RecordStore):
 
     backend = "postgresql"
 
-    def __init__(
-        self, dsn: str, table: str = "records", *, pool_size: int = 4, max_group_ops: int = 20_000
-    ) -> None:
+    def __init__(self, dsn: str, table: str = "records", *, pool_size: int = 4, max_group_ops: int = 20_000) -> None:
         self._dsn, url_table = split_table(dsn)
         self.table = _check_table(url_table or table)
         self._sql = _Sql.for_table(self.table)
@@ -193,9 +191,7 @@ class PostgresStore(RecordStore):
             rows = await pool.fetch(self._sql.get_many, list(dict.fromkeys(keys)))
         return {bytes(k): bytes(v) for k, v in rows}
 
-    async def scan(
-        self, start: bytes, end: bytes, *, limit: int, reverse: bool = False
-    ) -> list[tuple[bytes, bytes]]:
+    async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         pool = self._require_pool()
         if not check_scan(start, end, limit):
             return []
@@ -245,9 +241,7 @@ class PostgresStore(RecordStore):
             for statements in MIGRATIONS[current:]:
                 for statement in statements:
                     await conn.execute(statement.format(t=f'"{self.table}"'))
-            version_sql = (
-                f"INSERT INTO {meta} (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v=$1"
-            )
+            version_sql = f"INSERT INTO {meta} (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v=$1"
             await conn.execute(version_sql, str(SCHEMA_VERSION))
 
     async def _flush(self) -> None:

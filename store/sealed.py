@@ -39,9 +39,7 @@ class SealedStore(RecordStore):
         unseal = self.keyring.unseal
         return {k: unseal(k, v) for k, v in found.items()}
 
-    async def scan(
-        self, start: bytes, end: bytes, *, limit: int, reverse: bool = False
-    ) -> list[tuple[bytes, bytes]]:
+    async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         rows = await self.inner.scan(start, end, limit=limit, reverse=reverse)
         unseal = self.keyring.unseal
         return [(k, unseal(k, v)) for k, v in rows]

@@ -376,9 +376,7 @@ class SqliteStore(RecordStore):
             return self._get_many(self._conn(), unique)
         return await self._in_bulk_thread(lambda conn: self._get_many(conn, unique))
 
-    async def scan(
-        self, start: bytes, end: bytes, *, limit: int, reverse: bool = False
-    ) -> list[tuple[bytes, bytes]]:
+    async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         if not check_scan(start, end, limit):
             self._conn()
             return []

@@ -35,8 +35,10 @@ async def main(args: argparse.Namespace) -> None:
     await asyncio.gather(*(writer(store, w, per) for w in range(args.writers)))
     elapsed = time.perf_counter() - start
     batches = per * args.writers
-    print(f"{args.url} sealed={args.sealed}: {batches / elapsed:,.0f} batches/s, "
-          f"{4 * batches / elapsed:,.0f} rows/s ({elapsed:.2f}s) {store.describe()}")
+    print(
+        f"{args.url} sealed={args.sealed}: {batches / elapsed:,.0f} batches/s, "
+        f"{4 * batches / elapsed:,.0f} rows/s ({elapsed:.2f}s) {store.describe()}"
+    )
     await store.close()
 
 

@@ -1,0 +1,109 @@
+"""Helpers for the store tests: PostgreSQL reachability and tables, the SIGKILL crash run.
+
+PostgreSQL: DSN from ``TIMNODE_TEST_PG_DSN`` (default a local trust-auth server). An
+unreachable server skips the PostgreSQL tests, except under ``CI`` where it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from store import Keyring, RecordStore, open_store
+from store.postgres import split_table
+
+HELPER = Path(__file__).with_name("crash_writer.py")
+REPO = Path(__file__).resolve().parents[2]
+PG_DSN = os.environ.get("TIMNODE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_SOCKET_DSN = "postgresql:///test?host=/var/run/postgresql&user=postgres"
+
+_pg_reachable: dict[str, str | None] = {}
+
+
+async def _probe(dsn: str) -> str | None:
+    try:
+        conn = await asyncpg.connect(split_table(dsn)[0], timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        return f"PostgreSQL at {dsn} unreachable: {exc!r}"
+    await conn.close()
+    return None
+
+
+def require_pg(dsn: str = PG_DSN) -> None:
+    """Skip (fail under CI) when the PostgreSQL server at ``dsn`` cannot be reached."""
+    if dsn not in _pg_reachable:
+        with ThreadPoolExecutor(1) as pool:  # works with or without a running event loop
+            _pg_reachable[dsn] = pool.submit(asyncio.run, _probe(dsn)).result()
+    reason = _pg_reachable[dsn]
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    print(reason)
+    pytest.skip(reason)
+
+
+async def drop_pg_table(dsn: str, table: str) -> None:
+    conn = await asyncpg.connect(split_table(dsn)[0])
+    try:
+        await conn.execute(f'DROP TABLE IF EXISTS "{table}", "{table}_meta"')
+    finally:
+        await conn.close()
+
+
+def with_table(dsn: str, table: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
+
+
+def run_and_kill(url: str, data_key: bytes, acks_before_kill: int = 3000) -> list[tuple[int, int]]:
+    """Start the writer, SIGKILL it after ``acks_before_kill`` acks; every acked (writer, seq)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), url, data_key.hex()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[bytes] = []
+    try:
+        while len(lines) < acks_before_kill + 1:
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"writer exited early: {proc.stderr.read().decode()[-2000:]}")
+            lines.append(line)
+        os.kill(proc.pid, signal.SIGKILL)
+        lines.extend(proc.stdout.read().splitlines(keepends=True))
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert lines[0] == b"ready\n"
+    return [_parse(line) for line in lines[1:] if line.endswith(b"\n")]
+
+
+def _parse(line: bytes) -> tuple[int, int]:
+    wid, seq = line.split()
+    return int(wid), int(seq)
+
+
+async def assert_all_present(url: str, data_key: bytes, acked: list[tuple[int, int]]) -> None:
+    """Reopen ``url`` and check every key of every acked batch."""
+    store: RecordStore = open_store(url, Keyring(data_key))
+    await store.open()
+    try:
+        keys = [b"crash/%03d/%08d/%d" % (w, s, i) for w, s in acked for i in range(4)]
+        found = await store.get_many(keys)
+        missing = [k for k in keys if k not in found]
+        assert not missing, f"{len(missing)} acknowledged keys lost, e.g. {missing[:3]}"
+    finally:
+        await store.close()

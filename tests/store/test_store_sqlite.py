@@ -1,0 +1,100 @@
+"""SQLite backend specifics: schema migrations, group commit, crash safety, sealing at rest."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from pathlib import Path
+
+import pytest
+from store_helpers import assert_all_present, run_and_kill
+
+from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
+from store.sqlite import SCHEMA_VERSION
+
+
+def _meta(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as conn:
+        return dict(conn.execute("SELECT k, v FROM meta").fetchall())
+
+
+async def test_schema_created_and_migrations_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        assert store.describe()["schema_version"] == SCHEMA_VERSION
+        await store.close()
+    assert _meta(path) == {"schema_version": str(SCHEMA_VERSION)}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()[0]
+    assert "WITHOUT ROWID" in sql
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET v = '999' WHERE k = 'schema_version'")
+    with pytest.raises(StoreUnavailable, match="newer"):
+        await SqliteStore(path).open()
+
+
+async def test_unopenable_path_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable):
+        await SqliteStore(tmp_path / "missing-dir" / "s.db").open()
+
+
+async def test_concurrent_writes_share_transactions(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await asyncio.gather(*(store.write([Put(b"g%d" % i, b"v")]) for i in range(200)))
+        facts = store.describe()
+        assert facts["batches"] == 200
+        assert facts["groups"] < 200 and facts["largest_group"] > 1
+    finally:
+        await store.close()
+
+
+async def test_close_commits_queued_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    writes = [asyncio.ensure_future(store.write([Put(b"q%d" % i, b"v")])) for i in range(100)]
+    await asyncio.sleep(0)  # let every write enqueue
+    await store.close()
+    await asyncio.gather(*writes)
+    reopened = SqliteStore(tmp_path / "s.db")
+    await reopened.open()
+    try:
+        assert len(await reopened.scan(b"q", b"r", limit=1000)) == 100
+    finally:
+        await reopened.close()
+
+
+@pytest.mark.slow
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/crash.db"
+    data_key = secrets.token_bytes(32)
+    acked = run_and_kill(url, data_key)
+    assert len(acked) >= 3000
+    await assert_all_present(url, data_key, acked)
+
+
+async def test_sealed_values_are_not_on_disk(tmp_path: Path) -> None:
+    secret = b"alice-secret-body"
+    for sealed, db in ((True, tmp_path / "sealed"), (False, tmp_path / "plain")):
+        db.mkdir()
+        inner = SqliteStore(db / "s.db")
+        store = SealedStore(inner, Keyring(secrets.token_bytes(32))) if sealed else inner
+        await store.open()
+        await store.write([Put(b"msg/1", b"hdr:" + secret + b":end")])
+        raw = b"".join(p.read_bytes() for p in db.iterdir())  # db, -wal and -shm while open
+        await store.close()
+        raw += b"".join(p.read_bytes() for p in db.iterdir())
+        assert (secret in raw) is not sealed  # the unsealed control proves the probe works
+        assert b"msg/1" in raw
