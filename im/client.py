@@ -34,6 +34,7 @@ from websockets.typing import Subprotocol
 from im import client_pb2 as pb
 from im.codec import JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, codec_for
 from im.errors import ImError
+from im.ids import id_minus_ms
 
 __all__ = [
     "Client",
@@ -49,6 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+SYNC_OVERLAP_MS = 10_000
 _ACK_DELAY = 0.05
 _ACK_BATCH = 256
 _SEEN = 50_000
@@ -381,12 +383,16 @@ class Client:
     async def _sync_all(self, ws: ClientConnection) -> None:
         self._syncing, self._push_max = True, 0
         try:
-            after = self.cursor
+            # On a reconnect, re-read a few seconds before the cursor: pushes may arrive out of
+            # id order (concurrent sends, skewed node clocks); the seen-set drops the repeats.
+            after = id_minus_ms(self.cursor, SYNC_OVERLAP_MS) if self._seen else self.cursor
             while True:
                 reply = await self._exchange(ws, pb.ClientFrame(sync=pb.Sync(after=after, limit=500)))
                 for message in reply.page.messages:
                     self._deliver(message, synced=True)
                 after = max(after, reply.page.cursor)
+                if not reply.page.messages:
+                    break
                 if not reply.page.more:
                     break
             self.cursor = max(self.cursor, after, self._push_max)

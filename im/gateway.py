@@ -75,6 +75,7 @@ class ClientConnection:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._close_after: tuple[int, str] | None = None
 
     # ------------------------------------------------------------------ inbound
 
@@ -138,6 +139,8 @@ class ClientConnection:
             return
         reply.id = frame.id
         self._enqueue(self.codec.encode(reply))
+        if self._close_after is not None:
+            self._close(*self._close_after)
 
     def _reply_error(self, request_id: int, exc: ImError) -> None:
         self.gateway.stats["errors"] += 1
@@ -154,13 +157,24 @@ class ClientConnection:
         self._enqueue(push.binary() if self.codec.binary else push.json())
 
     def kick(self, reason: int, message: str) -> None:
-        """Tell the client why, then close with the reason's close code."""
-        self.session = None
+        """Tell the client why, end its session, then close with the reason's close code."""
+        session, self.session = self.session, None
+        if session is not None:
+            task = asyncio.ensure_future(self.gateway.service.end_session(session))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         kicked = pb.Kicked(reason=reason, message=message)  # type: ignore[arg-type]
         self._enqueue(self.codec.encode(pb.ServerFrame(kicked=kicked)))
-        self.close_after_response(KICK_CLOSE_CODES.get(reason, 1008), message)
+        self._close(KICK_CLOSE_CODES.get(reason, 1008), message)
 
     def close_after_response(self, code: int, reason: str) -> None:
+        """Close once the response to the current request has been queued."""
+        self._close_after = (code, reason)
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._close_after = None
         self._closing = True
         self._out.append((_CLOSE, code, reason))
         self._wake.set()
@@ -170,7 +184,7 @@ class ClientConnection:
             if not self._closing:
                 log.warning("closing slow consumer %s (outbox full)", self.address)
                 self._out.clear()
-                self.close_after_response(1008, "slow consumer: outbox full, reconnect and sync")
+                self._close(1008, "slow consumer: outbox full, reconnect and sync")
             return
         self._out.append(data)
         self._wake.set()

@@ -9,12 +9,17 @@ Sans-I/O: the caller passes ``now_ms``.
 
 from __future__ import annotations
 
-__all__ = ["EPOCH_MS", "MessageIdGenerator", "id_timestamp_ms"]
+__all__ = ["EPOCH_MS", "MessageIdGenerator", "id_minus_ms", "id_timestamp_ms"]
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 _SEQ_BITS = 12
 _NODE_BITS = 10
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
+
+
+def id_minus_ms(message_id: int, ms: int) -> int:
+    """The smallest id that is at most ``ms`` milliseconds older than ``message_id``."""
+    return max(0, message_id - (ms << (_SEQ_BITS + _NODE_BITS)))
 
 
 def id_timestamp_ms(message_id: int) -> int:

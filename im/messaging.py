@@ -31,6 +31,8 @@ from store.errors import KeyExists
 
 __all__ = ["Messenger", "MessageLimits"]
 
+#: 1 = normal text/bytes; 2..31 reserved for engine kinds (recall, burn, receipts...); >= 32 app-defined
+FIRST_APP_TYPE = 32
 _MAX_EXT_ENTRIES = 32
 _MAX_EXT_BYTES = 4096
 _MAX_CMID = 128
@@ -91,12 +93,15 @@ class Messenger:
         size = len(req.text.encode()) if body == "text" else len(req.data)
         if size > self._limits.max_body:
             raise ImError(pb.TOO_LARGE, f"message body is {size} bytes; the limit is {self._limits.max_body}")
-        if len(req.ext) > _MAX_EXT_ENTRIES or sum(len(k) + len(v) for k, v in req.ext.items()) > _MAX_EXT_BYTES:
+        ext_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in req.ext.items())
+        if len(req.ext) > _MAX_EXT_ENTRIES or ext_bytes > _MAX_EXT_BYTES:
             raise ImError(pb.TOO_LARGE, f"ext is limited to {_MAX_EXT_ENTRIES} entries and {_MAX_EXT_BYTES} bytes")
         if len(req.client_msg_id) > _MAX_CMID:
             raise ImError(pb.BAD_REQUEST, f"client_msg_id is limited to {_MAX_CMID} characters")
         if not USER_NAME.fullmatch(req.to):
             raise ImError(pb.BAD_REQUEST, "invalid recipient")
+        if 2 <= req.type < FIRST_APP_TYPE:
+            raise ImError(pb.BAD_REQUEST, f"message types 2-{FIRST_APP_TYPE - 1} are reserved; apps use >= 32")
 
     async def send(self, session: Session, req: pb.Send) -> pb.Sent:
         self._validate(req)

@@ -98,6 +98,7 @@ class ImService:
     async def _register(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         req = frame.register
         self._require_anonymous(conn)
+        _validate_device(req.device)
         await self.accounts.register(req.user, req.password)
         log.info("= account registered user=%s", req.user)
         return await self._open_session(conn, req.user, req.device)
@@ -123,26 +124,29 @@ class ImService:
             raise ImError(pb.AUTH_FAILED, "unknown or expired token")
         if frame.resume.device and frame.resume.device != record.device:
             raise ImError(pb.AUTH_FAILED, "token belongs to another device")
-        return await self._open_session(conn, record.user, record.device, token=frame.resume.token)
+        return await self._open_session(
+            conn, record.user, record.device, token=frame.resume.token, expires=record.expires_at
+        )
 
     @staticmethod
     def _require_anonymous(conn: Connection) -> None:
         if conn.session is not None:
             raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
 
-    async def _open_session(self, conn: Connection, user: str, device: str, token: str = "") -> pb.ServerFrame:
+    async def _open_session(
+        self, conn: Connection, user: str, device: str, token: str = "", expires: int = 0
+    ) -> pb.ServerFrame:
         device = device or "d-" + secrets.token_hex(4)
-        if len(device) > _DEVICE_MAX:
-            raise ImError(pb.BAD_REQUEST, f"device id is limited to {_DEVICE_MAX} characters")
+        _validate_device(device)
         decision = self.registry.plan_admit(user, device)
         if decision.refused:
             raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
-        expires = 0
         if not token:
             token, expires = await self.accounts.issue_token(user, device)
         acked = await self.messenger.load_cursor(user, device)
         if conn.session is not None:  # raced with another login on this connection
             raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
+        was_online = self.registry.device_count(user) > 0
         for old, reason in self.registry.plan_admit(user, device).kick:
             self.registry.remove(old)
             old.sink.kick(reason, _KICK_TEXT.get(reason, "signed out"))
@@ -150,7 +154,7 @@ class ImService:
             raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
         session = Session(user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked)
         conn.session = session
-        if self.registry.add(session):
+        if self.registry.add(session) and not was_online:
             self._announce(user, online=True)
         log.info("= session opened user=%s device=%s", user, device)
         return pb.ServerFrame(
@@ -223,6 +227,8 @@ class ImService:
         if watchers:
             presence = self.presence_of(user)
             presence.online = online
+            if not online:
+                presence.since = self._now_ms()
             push = Push(pb.ServerFrame(presence=presence))
             for watcher in list(watchers):
                 watcher.sink.push(push)
@@ -247,6 +253,11 @@ class ImService:
 
     async def _ping(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         return pb.ServerFrame(pong=pb.Pong(server_time=self._now_ms()))
+
+
+def _validate_device(device: str) -> None:
+    if len(device) > _DEVICE_MAX:
+        raise ImError(pb.BAD_REQUEST, f"device id is limited to {_DEVICE_MAX} characters")
 
 
 _KICK_TEXT: dict[int, str] = {

@@ -124,6 +124,23 @@ async def test_send_errors() -> None:
     assert (await h.error(alice, send=ext)).code == pb.TOO_LARGE
 
 
+@pytest.mark.parametrize("reserved", [2, 17, 31])
+async def test_reserved_message_types_are_refused(reserved: int) -> None:
+    h = await Harness.create()
+    alice = await h.register("alice")
+    err = await h.error(alice, send=pb.Send(to="alice", text="x", type=reserved))
+    assert err.code == pb.BAD_REQUEST
+
+
+async def test_replacing_the_only_device_does_not_flap_presence() -> None:
+    h = await Harness.create()
+    watcher = await h.register("watcher")
+    await h.call(watcher, subscribe=pb.Subscribe(users=["bob"]))
+    await h.register("bob", device="phone")
+    await h.login("bob", "phone")
+    assert [p.presence.online for p in watcher.of_kind("presence")] == [True]
+
+
 async def test_custom_payload_round_trips() -> None:
     h = await Harness.create()
     alice, bob = await h.register("alice"), await h.register("bob")
