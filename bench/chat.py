@@ -38,6 +38,7 @@ __all__ = ["SUMMARY", "ChatOptions", "Merged", "TargetRun", "main", "run"]
 
 SUMMARY = "chat msgs/s and p50/p99 latency of a node vs a raw WebSocket relay"
 P99_TARGET_MS = 20.0
+LAG_WARN_MS = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +68,7 @@ class Merged:
     msgs_per_s: float = 0.0
     delivered: int = 0
     sent: int = 0
+    receipts: int = 0
     errors: int = 0
     skipped: int = 0
     undrained: int = 0
@@ -92,8 +94,9 @@ class TargetRun:
 
     @property
     def errors(self) -> int:
-        """Every failure seen: registrations, error answers, lost connections, skipped sends."""
-        return self.open_errors + self.top.errors + self.half.errors + self.half.skipped
+        """Every failure: registrations, error answers, lost connections, skipped or unanswered sends."""
+        phases = (self.top, self.half)
+        return self.open_errors + sum(p.errors + p.skipped + p.undrained for p in phases)
 
 
 def merge(results: list[PhaseResult]) -> Merged:
@@ -104,6 +107,7 @@ def merge(results: list[PhaseResult]) -> Merged:
             out.msgs_per_s += res.delivered / res.window_s
         out.delivered += res.delivered
         out.sent += res.sent
+        out.receipts += res.receipts
         out.errors += res.errors
         out.skipped += res.skipped
         out.undrained += res.undrained
@@ -142,6 +146,9 @@ def _phase(pool: WorkerPool, opts: ChatOptions, mode: str, rate: float = 0.0) ->
     merged = merge(pool.phase([spec] * pool.count))
     note(f"  {mode}: {merged.msgs_per_s:,.0f} msgs/s, p50 {merged.p(50):.2f} ms, p99 {merged.p(99):.2f} ms,"
          f" errors {merged.errors}")
+    lag = percentile(merged.lag_ms, 99)
+    if lag > LAG_WARN_MS:
+        note(f"  warning: the pacer sent up to {lag:.0f} ms late (p99): the generator was short of CPU")
     return merged
 
 
@@ -181,7 +188,7 @@ def run(opts: ChatOptions) -> tuple[TargetRun | None, TargetRun | None]:
 def _node_fields(node: TargetRun | None) -> dict[str, Any]:
     if node is None:
         keys = ("msgs_per_s", "p50_ms", "p99_ms", "max_p50_ms", "max_p99_ms", "half_rate_msgs_per_s",
-                "half_rate_achieved_msgs_per_s", "rss_mb", "pace_lag_p99_ms", "register_s")
+                "half_rate_achieved_msgs_per_s", "rss_mb", "pace_lag_p99_ms", "register_s", "sent", "receipts")
         return dict.fromkeys(keys)
     return {
         "msgs_per_s": rounded(node.top.msgs_per_s, 1),
@@ -194,6 +201,8 @@ def _node_fields(node: TargetRun | None) -> dict[str, Any]:
         "rss_mb": rounded(node.rss_mb, 1),
         "pace_lag_p99_ms": rounded(percentile(node.half.lag_ms, 99)),
         "register_s": rounded(node.register_s, 2),
+        "sent": node.top.sent + node.half.sent,
+        "receipts": node.top.receipts + node.half.receipts,
     }
 
 
