@@ -15,6 +15,7 @@
     │   └── FrameTooLarge            a frame or reassembled message over the configured limit
     ├── HandshakeTimeout(TimeoutError) the handshake did not complete in time
     ├── RequestTimeout(TimeoutError)   no response to a request in time
+    ├── RequestFailed(code)        the peer's handler answered a request with an error
     └── LinkClosed                 the link is closed; ``reason`` says why
 
 Adapters translate ``InvalidTag``, ``struct.error`` and protobuf's ``DecodeError`` at the
@@ -42,6 +43,7 @@ __all__ = [
     "P2PError",
     "PeerIdMismatch",
     "RemoteProtocolError",
+    "RequestFailed",
     "RequestTimeout",
 ]
 
@@ -141,6 +143,18 @@ class HandshakeTimeout(P2PError, TimeoutError):
 
 class RequestTimeout(P2PError, TimeoutError):
     """A request got no response before its deadline."""
+
+
+class RequestFailed(P2PError):
+    """The peer answered a request with ``ErrorInfo{code, message}`` (no handler, handler error)."""
+
+    NO_HANDLER = 404
+    HANDLER_ERROR = 500
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
 
 
 class LinkClosed(P2PError):
