@@ -62,8 +62,31 @@ def _version_main(argv: list[str]) -> int:
     return 0
 
 
+def _id_main(argv: list[str]) -> int:
+    """``timnode id [--data-dir DIR]``: print this node's PeerId, creating the identity if missing."""
+    from node.identity import Identity
+    from timnode.config import default_data_dir
+
+    parser = argparse.ArgumentParser(prog="timnode id", description="Print the node's PeerId.")
+    parser.add_argument("--data-dir", default=default_data_dir(), help="directory holding identity.key")
+    args = parser.parse_args(argv)
+    sys.stdout.write(f"{Identity.load_or_create(args.data_dir).peer_id}\n")
+    return 0
+
+
+def _keygen_main(argv: list[str]) -> int:
+    """``timnode keygen``: print a new network key for ``--network-key``."""
+    from node.netkey import generate
+
+    argparse.ArgumentParser(prog="timnode keygen", description="Print a new network key.").parse_args(argv)
+    sys.stdout.write(generate() + "\n")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "chat": _chat_main,
+    "id": _id_main,
+    "keygen": _keygen_main,
     "version": _version_main,
 }
 
