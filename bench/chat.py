@@ -68,8 +68,11 @@ class Merged:
     msgs_per_s: float = 0.0
     delivered: int = 0
     sent: int = 0
+    pushes: int = 0
     receipts: int = 0
     errors: int = 0
+    gen_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0
     skipped: int = 0
     undrained: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -78,6 +81,14 @@ class Merged:
     def p(self, q: float) -> float:
         """Latency percentile in ms."""
         return percentile(self.latencies_ms, q)
+
+    def server_us_per_msg(self) -> float:
+        """Server CPU microseconds per delivered message over the whole phase."""
+        return self.server_cpu_s * 1e6 / self.pushes if self.pushes else math.nan
+
+    def gen_us_per_msg(self) -> float:
+        """Load-generator CPU microseconds (all processes) per delivered message."""
+        return self.gen_cpu_s * 1e6 / self.pushes if self.pushes else math.nan
 
 
 @dataclass(slots=True, kw_only=True)
@@ -107,7 +118,9 @@ def merge(results: list[PhaseResult]) -> Merged:
             out.msgs_per_s += res.delivered / res.window_s
         out.delivered += res.delivered
         out.sent += res.sent
+        out.pushes += res.pushes
         out.receipts += res.receipts
+        out.gen_cpu_s += res.cpu_s
         out.errors += res.errors
         out.skipped += res.skipped
         out.undrained += res.undrained
@@ -138,14 +151,17 @@ def _open(pool: WorkerPool, server: ServerProcess, dialect: str, pairs: list[tup
     return opened
 
 
-def _phase(pool: WorkerPool, opts: ChatOptions, mode: str, rate: float = 0.0) -> Merged:
+def _phase(pool: WorkerPool, server: ServerProcess, opts: ChatOptions, mode: str, rate: float = 0.0) -> Merged:
     spec = PhaseSpec(
         mode=mode, warmup=opts.warmup, duration=opts.duration, window=opts.window,
         rate=rate / pool.count, messages=math.ceil(opts.messages / pool.count), payload_size=opts.size,
     )
+    cpu_start = server.cpu_s()
     merged = merge(pool.phase([spec] * pool.count))
+    merged.server_cpu_s = server.cpu_s() - cpu_start
     note(f"  {mode}: {merged.msgs_per_s:,.0f} msgs/s, p50 {merged.p(50):.2f} ms, p99 {merged.p(99):.2f} ms,"
-         f" errors {merged.errors}")
+         f" errors {merged.errors}, server {merged.server_us_per_msg():.0f} us/msg,"
+         f" generator {merged.gen_us_per_msg():.0f} us/msg")
     lag = percentile(merged.lag_ms, 99)
     if lag > LAG_WARN_MS:
         note(f"  warning: the pacer sent up to {lag:.0f} ms late (p99): the generator was short of CPU")
@@ -157,9 +173,9 @@ def measure(pool: WorkerPool, server: ServerProcess, dialect: str, pairs: list[t
     """Bring the pairs up on ``server``, run the max and half phases, close the pairs."""
     opened = _open(pool, server, dialect, pairs, opts)
     try:
-        top = _phase(pool, opts, "window")
+        top = _phase(pool, server, opts, "window")
         rate = opts.rate or paced_rate or top.msgs_per_s / 2
-        half = _phase(pool, opts, "paced", rate)
+        half = _phase(pool, server, opts, "paced", rate)
         rss = server.rss_mb()
     finally:
         pool.close()
@@ -188,7 +204,8 @@ def run(opts: ChatOptions) -> tuple[TargetRun | None, TargetRun | None]:
 def _node_fields(node: TargetRun | None) -> dict[str, Any]:
     if node is None:
         keys = ("msgs_per_s", "p50_ms", "p99_ms", "max_p50_ms", "max_p99_ms", "half_rate_msgs_per_s",
-                "half_rate_achieved_msgs_per_s", "rss_mb", "pace_lag_p99_ms", "register_s", "sent", "receipts")
+                "half_rate_achieved_msgs_per_s", "rss_mb", "pace_lag_p99_ms", "register_s", "sent", "receipts",
+                "cpu_us_per_msg", "gen_cpu_us_per_msg")
         return dict.fromkeys(keys)
     return {
         "msgs_per_s": rounded(node.top.msgs_per_s, 1),
@@ -203,13 +220,16 @@ def _node_fields(node: TargetRun | None) -> dict[str, Any]:
         "register_s": rounded(node.register_s, 2),
         "sent": node.top.sent + node.half.sent,
         "receipts": node.top.receipts + node.half.receipts,
+        "cpu_us_per_msg": rounded(node.top.server_us_per_msg(), 1),
+        "gen_cpu_us_per_msg": rounded(node.top.gen_us_per_msg(), 1),
     }
 
 
 def _raw_fields(raw: TargetRun | None) -> dict[str, Any]:
     if raw is None:
         keys = ("raw_msgs_per_s", "raw_p50_ms", "raw_p99_ms", "raw_max_p50_ms", "raw_max_p99_ms",
-                "raw_paced_msgs_per_s", "raw_pace_lag_p99_ms", "raw_rss_mb")
+                "raw_paced_msgs_per_s", "raw_pace_lag_p99_ms", "raw_rss_mb", "raw_cpu_us_per_msg",
+                "raw_gen_cpu_us_per_msg")
         return dict.fromkeys(keys)
     return {
         "raw_msgs_per_s": rounded(raw.top.msgs_per_s, 1),
@@ -220,6 +240,8 @@ def _raw_fields(raw: TargetRun | None) -> dict[str, Any]:
         "raw_paced_msgs_per_s": rounded(raw.half_rate, 1),
         "raw_pace_lag_p99_ms": rounded(percentile(raw.half.lag_ms, 99)),
         "raw_rss_mb": rounded(raw.rss_mb, 1),
+        "raw_cpu_us_per_msg": rounded(raw.top.server_us_per_msg(), 1),
+        "raw_gen_cpu_us_per_msg": rounded(raw.top.gen_us_per_msg(), 1),
     }
 
 
@@ -233,6 +255,8 @@ def build_result(opts: ChatOptions, node: TargetRun | None, raw: TargetRun | Non
     result.update(_raw_fields(raw))
     ratio = node.top.msgs_per_s / raw.top.msgs_per_s if node and raw and raw.top.msgs_per_s else None
     result["ratio"] = rounded(ratio)
+    cpu, raw_cpu = result["cpu_us_per_msg"], result["raw_cpu_us_per_msg"]
+    result["cpu_ratio"] = rounded(raw_cpu / cpu) if cpu and raw_cpu else None
     p99 = result["p99_ms"]
     result["p99_target_met"] = None if p99 is None else p99 < P99_TARGET_MS
     result["node_errors"] = node.errors if node else None
@@ -252,10 +276,13 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         ("node p50 / p99 paced (ms)", _pair(result["p50_ms"], result["p99_ms"])),
         (f"p99 < {P99_TARGET_MS:.0f} ms", result["p99_target_met"]),
         ("node RSS (MiB)", result["rss_mb"]),
+        ("node CPU us/msg (max phase)", result["cpu_us_per_msg"]),
         ("raw max msgs/s", result["raw_msgs_per_s"]),
         ("raw p50 / p99 at max (ms)", _pair(result["raw_max_p50_ms"], result["raw_max_p99_ms"])),
         ("raw p50 / p99 paced (ms)", _pair(result["raw_p50_ms"], result["raw_p99_ms"])),
-        ("ratio node/raw", result["ratio"]),
+        ("raw CPU us/msg (max phase)", result["raw_cpu_us_per_msg"]),
+        ("ratio node/raw msgs/s", result["ratio"]),
+        ("ratio raw/node CPU per msg", result["cpu_ratio"]),
         ("errors", result["errors"]),
     ]
 

@@ -21,6 +21,7 @@ __all__ = [
     "note",
     "percentile",
     "print_table",
+    "process_cpu_s",
     "process_rss_mb",
     "rounded",
 ]
@@ -75,6 +76,28 @@ def process_rss_mb(pid: int) -> float | None:
         return float(psutil.Process(pid).memory_info().rss) / (1024.0 * 1024.0)
     except psutil.Error:
         return None
+
+
+def _cpu_from_proc(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds used so far by process ``pid``; None if gone."""
+    try:
+        import psutil
+    except ImportError:
+        return _cpu_from_proc(pid)
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
 
 
 def format_value(value: Any) -> str:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report import process_rss_mb
+from bench.report import process_cpu_s, process_rss_mb
 
 __all__ = ["REPO_ROOT", "ServerFailed", "ServerProcess", "node_server", "relay_server", "start_server"]
 
@@ -44,6 +44,10 @@ class ServerProcess:
     def rss_mb(self) -> float | None:
         """Resident memory of the announced server process, in MiB."""
         return process_rss_mb(self.pid)
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the announced server process."""
+        return process_cpu_s(self.pid) or 0.0
 
     def stop(self) -> None:
         """SIGTERM, wait up to 5 s, then SIGKILL."""
