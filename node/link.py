@@ -398,9 +398,9 @@ class Link:
     def _dispatch(self, frame: pb.LinkFrame) -> None:
         kind = frame.kind
         if kind == pb.LinkFrame.MESSAGE:
-            self._spawn(self._handle(frame, respond=False))
+            self._handle(frame, respond=False)
         elif kind == pb.LinkFrame.REQUEST:
-            self._spawn(self._handle(frame, respond=True))
+            self._handle(frame, respond=True)
         elif kind in (pb.LinkFrame.RESPONSE, pb.LinkFrame.PONG):
             future = self._pending.pop(frame.id, None)
             if future is not None and not future.done():
@@ -421,23 +421,42 @@ class Link:
                 )
             )
 
-    async def _handle(self, frame: pb.LinkFrame, *, respond: bool) -> None:
+    def _handle(self, frame: pb.LinkFrame, *, respond: bool) -> None:
+        """Run the handler; a plain function runs inline, a coroutine in its own task."""
         handler = self.handlers.get(frame.protocol)
-        reply = pb.LinkFrame(kind=pb.LinkFrame.RESPONSE, id=frame.id)
         if handler is None:
             self.log.debug("no handler for %r", frame.protocol)
-            reply.error.CopyFrom(pb.ErrorInfo(code=RequestFailed.NO_HANDLER, message=f"no handler: {frame.protocol}"))
+            self._reply(frame, respond, error=(RequestFailed.NO_HANDLER, f"no handler: {frame.protocol}"))
+            return
+        try:
+            result = handler(self, frame.body)
+        except Exception as exc:
+            self.log.exception("handler for %r failed", frame.protocol)
+            self._reply(frame, respond, error=(RequestFailed.HANDLER_ERROR, type(exc).__name__))
+            return
+        if inspect.isawaitable(result):
+            self._spawn(self._finish(frame, result, respond))
         else:
-            try:
-                result = handler(self, frame.body)
-                if inspect.isawaitable(result):
-                    result = await result
-                reply.body = result or b""
-            except Exception as exc:
-                self.log.exception("handler for %r failed", frame.protocol)
-                reply.error.CopyFrom(pb.ErrorInfo(code=RequestFailed.HANDLER_ERROR, message=type(exc).__name__))
-        if respond and not self.closed:
-            self._put_nowait(reply)
+            self._reply(frame, respond, body=result)
+
+    async def _finish(self, frame: pb.LinkFrame, result: Awaitable[bytes | None], respond: bool) -> None:
+        try:
+            body = await result
+        except Exception as exc:
+            self.log.exception("handler for %r failed", frame.protocol)
+            self._reply(frame, respond, error=(RequestFailed.HANDLER_ERROR, type(exc).__name__))
+        else:
+            self._reply(frame, respond, body=body)
+
+    def _reply(
+        self, frame: pb.LinkFrame, respond: bool, *, body: bytes | None = None, error: tuple[int, str] | None = None
+    ) -> None:
+        if not respond or self.closed:
+            return
+        reply = pb.LinkFrame(kind=pb.LinkFrame.RESPONSE, id=frame.id, body=body or b"")
+        if error is not None:
+            reply.error.CopyFrom(pb.ErrorInfo(code=error[0], message=error[1]))
+        self._put_nowait(reply)
 
     async def _call(self, frame: pb.LinkFrame, timeout: float) -> pb.LinkFrame:
         future: asyncio.Future[pb.LinkFrame] = asyncio.get_running_loop().create_future()
