@@ -34,10 +34,10 @@ are tested without a loop. Stdin is read by a daemon thread with ``os.read`` (no
 not put a terminal shared with stdout into non-blocking mode, and holds no lock of
 ``sys.stdin`` that could stall interpreter shutdown.
 
-Workarounds for the SDK (``im/client.py``): ``Client.close()`` cancels the supervisor,
-whose ``finally`` clears ``_ws`` first, so ``close()`` neither flushes pending delivery
-acks nor closes the websocket; :func:`close_client` flushes and closes around it.
-``Client.connect()`` only tries ``urls[0]``; :func:`connect_client` rotates the list.
+Around the SDK (``im/client.py``): ``Client.connect()`` only tries ``urls[0]``, so
+:func:`connect_client` rotates the list for failover at login; :func:`close_client` lets
+delivery acks already in flight be answered before ``Client.close()``, so the node has
+stored this device's cursor and the next run does not get the same messages again.
 """
 
 from __future__ import annotations
@@ -476,22 +476,14 @@ async def connect_client(args: argparse.Namespace, printer: Printer) -> Client |
 
 
 async def close_client(client: Client) -> None:
-    """Flush and settle delivery acks, close the client, then its websocket.
-
-    Works around ``Client.close()`` dropping queued acks and leaving the socket open
-    (see the module docstring): without the ack the node would re-send the messages on
-    the next run of this device.
-    """
-    ws = client._ws
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(client._flush_acks(), _CLOSE_TIMEOUT)
-    in_flight = list(client._pending.values())  # acks flushed earlier by the SDK's timer
+    """Let in-flight requests (delivery acks sent by the SDK's timer) finish, then close."""
+    in_flight = list(client._pending.values())
     if in_flight:
         await asyncio.wait(in_flight, timeout=_CLOSE_TIMEOUT)
-    await client.close()
-    if ws is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), _CLOSE_TIMEOUT)
+    try:
+        await asyncio.wait_for(client.close(), _CLOSE_TIMEOUT)
+    except (TimeoutError, ConnectionLost, WebSocketException, OSError) as exc:
+        log.warning("closing the connection: %r", exc)
 
 
 def start_stdin_reader(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
