@@ -675,7 +675,7 @@ def _make_printer(json_mode: bool) -> Printer:
 
 def main(argv: list[str]) -> int:
     """``timnode chat``; returns the process exit code."""
-    from timnode.cli import run_async
+    from im.runner import run as run_async
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

@@ -140,6 +140,7 @@ class Client:
         self._ack_ids: list[int] = []
         self._ack_handle: asyncio.TimerHandle | None = None
         self._connected = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._closed = False
         self._fatal: BaseException | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -160,10 +161,17 @@ class Client:
 
     async def connect(self) -> pb.Session:
         """Connect and log in (register first if asked); then keep reconnecting in the background."""
-        ws, session = await self._open(self.urls[0])
-        self._supervisor = asyncio.create_task(self._supervise(ws))
-        await self._connected.wait()
-        return session
+        last: Exception = ConnectionLost("no URL given")
+        for url in self.urls:
+            try:
+                ws, session = await self._open(url)
+            except (OSError, InvalidHandshake, ConnectionClosed, ConnectionLost, TimeoutError) as exc:
+                last = exc
+                continue
+            self._supervisor = asyncio.create_task(self._supervise(ws))
+            await self._wait_connected()
+            return session
+        raise last
 
     async def close(self) -> None:
         self._closed = True
@@ -180,7 +188,19 @@ class Client:
         self._events.put_nowait(None) if not self._events.full() else None
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        await asyncio.wait_for(self._wait_connected(), timeout)
+
+    async def _wait_connected(self) -> None:
+        """Wait until connected and synced; ConnectionLost once the client has stopped for good."""
+        if not self._connected.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._connected, self._stopped)]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        if self._fatal is not None and not self._connected.is_set():
+            raise ConnectionLost(f"client stopped: {self._fatal}")
 
     # ------------------------------------------------------------------ operations
 
@@ -257,7 +277,7 @@ class Client:
         while True:
             if self._fatal is not None:
                 raise ConnectionLost(f"client stopped: {self._fatal}")
-            await self._connected.wait()
+            await self._wait_connected()
             try:
                 return await self.request(frame)
             except ConnectionLost:
@@ -361,6 +381,7 @@ class Client:
     def _stop(self, exc: BaseException | None) -> None:
         self._fatal = exc or ConnectionLost("closed")
         self._connected.clear()
+        self._stopped.set()
         self._fail_pending(ConnectionLost("client stopped"))
         if not self._events.full():
             self._events.put_nowait(None)

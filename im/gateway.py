@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Histogram
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -98,6 +99,7 @@ class ClientConnection:
     def _receive(self, data: bytes | str) -> None:
         if self._closing:
             return
+        self.gateway.frames_in.inc()
         wait = self._bucket.take(self.gateway.now())
         try:
             frame = self.codec.decode_client(data)
@@ -111,39 +113,41 @@ class ClientConnection:
         if frame.id == 0:
             self._reply_error(0, ImError(pb.BAD_REQUEST, "request id must be > 0"))
             return
-        task = asyncio.create_task(self._serve(frame))
+        task = asyncio.create_task(self._serve(frame, self.gateway.now()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _rate_limited(self, request_id: int, wait: float) -> None:
         self._limited_streak += 1
         self.gateway.stats["rate_limited"] += 1
+        self.gateway.metrics.rate_limited_total.labels("requests").inc()
         if self._limited_streak >= _FLOOD_STREAK:
             self.kick(pb.FLOOD, "request flood")
             return
         self._reply_error(request_id, ImError(pb.RATE_LIMITED, "request rate over the limit", retry_after=wait))
 
-    async def _serve(self, frame: pb.ClientFrame) -> None:
+    async def _serve(self, frame: pb.ClientFrame, started: float) -> None:
+        op = frame.WhichOneof("op") or "unknown"
         try:
             reply = await self.gateway.service.handle(self, frame)
         except ImError as exc:
             self._reply_error(frame.id, exc)
-            return
         except StoreError as exc:
-            log.warning("store failed during %s: %s", frame.WhichOneof("op"), exc)
+            log.warning("store failed during %s: %s", op, exc)
             self._reply_error(frame.id, ImError(pb.STORE_UNAVAILABLE, "store unavailable; nothing was acknowledged"))
-            return
         except Exception:
-            log.exception("operation %s failed", frame.WhichOneof("op"))
+            log.exception("operation %s failed", op)
             self._reply_error(frame.id, ImError(pb.INTERNAL, "internal error"))
-            return
-        reply.id = frame.id
-        self._enqueue(self.codec.encode(reply))
-        if self._close_after is not None:
-            self._close(*self._close_after)
+        else:
+            reply.id = frame.id
+            self._enqueue(self.codec.encode(reply))
+            if self._close_after is not None:
+                self._close(*self._close_after)
+        self.gateway.observe(op, self.gateway.now() - started)
 
     def _reply_error(self, request_id: int, exc: ImError) -> None:
         self.gateway.stats["errors"] += 1
+        self.gateway.count_error(exc.code)
         error = pb.Error(code=exc.code, message=exc.message, retry_after=exc.retry_after)  # type: ignore[arg-type]
         self._enqueue(self.codec.encode(pb.ServerFrame(id=request_id, error=error)))
 
@@ -159,6 +163,7 @@ class ClientConnection:
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
         session, self.session = self.session, None
+        self.gateway.metrics.kicks_total.labels(pb.KickReason.Name(reason).lower()).inc()
         if session is not None:
             task = asyncio.ensure_future(self.gateway.service.end_session(session))
             self._tasks.add(task)
@@ -194,12 +199,15 @@ class ClientConnection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                sent = 0
                 while self._out:
                     item = self._out.popleft()
                     if isinstance(item, tuple):
                         await self.ws.close(item[1], item[2])
                         return
                     await self.ws.send(item)  # type: ignore[arg-type]
+                    sent += 1
+                self.gateway.frames_out.inc(sent)
         except ConnectionClosed:
             pass
 
@@ -211,9 +219,28 @@ class Gateway:
         self.service = service
         self.options = options
         self.now = now
+        self.metrics = service.metrics
+        self.frames_out = self.metrics.frames_total.labels("out")
+        self.frames_in = self.metrics.frames_total.labels("in")
+        self._latency: dict[str, Histogram] = {}
+        self._errors: dict[int, Counter] = {}
         self.connections: set[ClientConnection] = set()
         self._per_address: dict[str, int] = {}
         self.stats = {"connections_total": 0, "rate_limited": 0, "errors": 0, "refused": 0}
+
+    def observe(self, op: str, seconds: float) -> None:
+        """Record one request's latency (children cached: labels() is not free on the hot path)."""
+        child = self._latency.get(op)
+        if child is None:
+            child = self._latency[op] = self.metrics.request_seconds.labels(op)
+        child.observe(seconds)
+
+    def count_error(self, code: int) -> None:
+        child = self._errors.get(code)
+        if child is None:
+            name = pb.ErrorCode.Name(code) if code in pb.ErrorCode.values() else str(code)
+            child = self._errors[code] = self.metrics.errors_total.labels(name.lower())
+        child.inc()
 
     def _admit(self, address: str) -> tuple[int, str] | None:
         if len(self.connections) >= self.options.max_connections:
@@ -228,14 +255,19 @@ class Gateway:
         refusal = self._admit(conn.address)
         if refusal is not None:
             self.stats["refused"] += 1
+            self.metrics.connections_total.labels("refused").inc()
+            self.metrics.rate_limited_total.labels("connections").inc()
             await ws.close(*refusal)
             return
         self.connections.add(conn)
         self._per_address[conn.address] = self._per_address.get(conn.address, 0) + 1
         self.stats["connections_total"] += 1
+        self.metrics.connections_total.labels("accepted").inc()
+        self.metrics.connections.inc()
         try:
             await conn.run()
         finally:
+            self.metrics.connections.dec()
             self.connections.discard(conn)
             left = self._per_address[conn.address] - 1
             if left:

@@ -25,6 +25,7 @@ from im.accounts import USER_NAME, Accounts
 from im.errors import ImError
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema, unpack_id
+from im.metrics import ImMetrics
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Insert, Op, Put, RecordStore
 from store.errors import KeyExists
@@ -71,6 +72,7 @@ class Messenger:
         now_ms: Callable[[], int],
         durable: bool,
         limits: MessageLimits,
+        metrics: ImMetrics,
     ) -> None:
         self._store = store
         self._keys = keys
@@ -80,6 +82,10 @@ class Messenger:
         self._now_ms = now_ms
         self.durable = durable
         self._limits = limits
+        self._metrics = metrics
+        self._kind_counters = {
+            kind: metrics.messages_total.labels(kind) for kind in ("normal", "custom", "duplicate")
+        }
         self._sent = _Bounded(_RECENT)  # (user, cmid) -> pb.Sent
         self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
         self._parties = _Bounded(_RECENT)  # message id -> (from, to)
@@ -132,6 +138,7 @@ class Messenger:
 
     def _duplicate(self, sent: pb.Sent) -> pb.Sent:
         self.stats["duplicates"] += 1
+        self._kind_counters["duplicate"].inc()
         return pb.Sent(message_id=sent.message_id, timestamp=sent.timestamp, duplicate=True)
 
     async def _stored_result(self, user: str, cmid: str) -> pb.Sent | None:
@@ -162,6 +169,7 @@ class Messenger:
         if not self.durable and delivered == 0 and req.to != session.user:
             raise ImError(pb.RECIPIENT_OFFLINE, "recipient is offline and this node stores nothing")
         self.stats["sent"] += 1
+        self._kind_counters["normal" if message.type < FIRST_APP_TYPE else "custom"].inc()
         return pb.Sent(message_id=message.id, timestamp=message.timestamp, delivered_devices=delivered)
 
     def _build(self, session: Session, req: pb.Send, message_id: int, now: int) -> pb.Message:
@@ -209,6 +217,8 @@ class Messenger:
                     target.sink.push(push)
         self._parties.remember(message.id, (sender, message.to))
         self.stats["pushed"] += delivered
+        if delivered:
+            self._metrics.deliveries_total.inc(delivered)
         return delivered
 
     # ------------------------------------------------------------------ read
@@ -266,6 +276,8 @@ class Messenger:
         for sender, message_ids in by_sender.items():
             self._push_delivered(session.user, sender, message_ids)
         self.stats["acked"] += len(acked)
+        if acked:
+            self._metrics.acks_total.inc(len(acked))
 
     async def _resolve_senders(self, user: str, ids: list[int], out: dict[str, list[int]]) -> None:
         found = await self._store.get_many([self._keys.inbox(user, i) for i in ids])

@@ -19,6 +19,7 @@ from im.accounts import Accounts, validate_user
 from im.errors import ImError
 from im.limits import LoginThrottle
 from im.messaging import Messenger
+from im.metrics import ImMetrics
 from im.sessions import Push, Session, SessionRegistry, SessionSink
 
 __all__ = ["Connection", "ImService", "ServiceOptions"]
@@ -61,7 +62,11 @@ class ImService:
         options: ServiceOptions,
         now: Callable[[], float],
         now_ms: Callable[[], int],
+        metrics: ImMetrics,
     ) -> None:
+        self.metrics = metrics
+        metrics.sessions.set_function(registry.session_count)
+        metrics.online_users.set_function(registry.online_users)
         self.accounts = accounts
         self.registry = registry
         self.messenger = messenger
@@ -91,7 +96,18 @@ class ImService:
             raise ImError(pb.UNKNOWN_OPERATION, "frame carries no known operation")
         if conn.session is None and op not in self._anonymous:
             raise ImError(pb.UNAUTHENTICATED, f"{op} needs a logged-in session")
+        if op in self._anonymous and op != "ping":
+            return await self._counted_login(op, handler(conn, frame))
         return await handler(conn, frame)
+
+    async def _counted_login(self, kind: str, attempt: Awaitable[pb.ServerFrame]) -> pb.ServerFrame:
+        try:
+            reply = await attempt
+        except ImError:
+            self.metrics.logins_total.labels(kind, "refused").inc()
+            raise
+        self.metrics.logins_total.labels(kind, "ok").inc()
+        return reply
 
     # ------------------------------------------------------------------ login
 

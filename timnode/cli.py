@@ -8,11 +8,11 @@ timnode version                      print the version
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from im.runner import run
 from timnode import __version__
 from timnode.config import ConfigError, add_node_flags, config_from_args
 
@@ -20,12 +20,8 @@ __all__ = ["main", "run_async"]
 
 
 def run_async(coro: Coroutine[Any, Any, int | None]) -> int | None:
-    """Run a coroutine on uvloop when installed (~7x asyncio's UDP rate), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+    """Run a coroutine on uvloop when installed, else asyncio (see ``im.runner``)."""
+    return run(coro)
 
 
 def _node_main(argv: list[str]) -> int:

@@ -21,6 +21,14 @@ import time
 from typing import Any
 
 from google.protobuf.internal import api_implementation
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from im.accounts import Accounts
 from im.codec import SUBPROTOCOLS
@@ -29,6 +37,7 @@ from im.ids import MessageIdGenerator
 from im.keys import KeySchema
 from im.limits import LoginThrottle
 from im.messaging import MessageLimits, Messenger
+from im.metrics import ImMetrics
 from im.service import ImService, ServiceOptions
 from im.sessions import SessionRegistry
 from node.server import HttpReply, PortServer, json_reply
@@ -37,10 +46,12 @@ from store.crypto import Keyring, load_or_create_data_key, parse_data_key
 from store.factory import open_store
 from timnode import __version__
 from timnode.config import NodeConfig
+from timnode.metered_store import MeteredStore
 
 __all__ = ["Node", "run_node"]
 
 log = logging.getLogger("timnode")
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape
 
 
 def _now_ms() -> int:
@@ -66,6 +77,10 @@ class Node:
         self.gateway: Gateway | None = None
         self.service: ImService | None = None
         self.node_id = ""
+        self.metrics_registry = CollectorRegistry()
+        ProcessCollector(registry=self.metrics_registry)
+        PlatformCollector(registry=self.metrics_registry)
+        self.metrics = ImMetrics(self.metrics_registry)
         self._flusher: asyncio.Task[None] | None = None
 
     def _keyring(self) -> Keyring:
@@ -81,7 +96,8 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.node_id = _load_node_id(self.data_dir)
         keyring = self._keyring()
-        self.store = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
+        backend = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
+        self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
         self.service = self._build_service(self.store, keyring)
         self._build_port()
@@ -107,6 +123,7 @@ class Node:
             now_ms=_now_ms,
             durable=not self.config.no_store,
             limits=MessageLimits(self.config.max_message_bytes),
+            metrics=self.metrics,
         )
         loop = asyncio.get_running_loop()
         return ImService(
@@ -117,6 +134,7 @@ class Node:
             options=ServiceOptions(node_id=self.node_id, durable=not self.config.no_store),
             now=loop.time,
             now_ms=_now_ms,
+            metrics=self.metrics,
         )
 
     def _build_port(self) -> None:
@@ -136,6 +154,7 @@ class Node:
         for name in SUBPROTOCOLS:
             self.server.add_subprotocol(name, self.gateway.handle)
         self.server.add_route("/healthz", self._healthz)
+        self.server.add_route("/metrics", self._metrics)
 
     @property
     def url(self) -> str:
@@ -160,6 +179,9 @@ class Node:
 
     def _healthz(self, request: object) -> HttpReply:
         return json_reply(self.status())
+
+    def _metrics(self, request: object) -> HttpReply:
+        return HttpReply(200, generate_latest(self.metrics_registry), CONTENT_TYPE_LATEST)
 
     def _write_ready_file(self) -> None:
         info = {"url": self.url, "pid": os.getpid(), "node": self.node_id, "version": __version__}

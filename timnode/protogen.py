@@ -21,6 +21,7 @@ SCHEMAS: dict[str, str] = {
     "client.proto": "im",
     "records.proto": "im",
     "peer.proto": "node",
+    "dht.proto": "dht",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from im import client_pb2 as pb
 from im.accounts import Accounts
 from im.errors import ImError
@@ -11,6 +13,7 @@ from im.ids import MessageIdGenerator
 from im.keys import KeySchema
 from im.limits import LoginThrottle
 from im.messaging import MessageLimits, Messenger
+from im.metrics import ImMetrics
 from im.service import ImService, ServiceOptions
 from im.sessions import Push, Session, SessionRegistry
 from store.crypto import Keyring
@@ -65,13 +68,16 @@ class Harness:
         keys = KeySchema(Keyring(b"k" * 32).blind)
         self.accounts = Accounts(self.store, keys, self.clock.now_ms, 3600.0)
         self.registry = SessionRegistry(max_devices, policy)
+        self.metrics = ImMetrics(CollectorRegistry())
         self.messenger = Messenger(
             store=self.store, keys=keys, accounts=self.accounts, registry=self.registry,
             ids=MessageIdGenerator(7), now_ms=self.clock.now_ms, durable=durable, limits=MessageLimits(1000),
+            metrics=self.metrics,
         )  # fmt: skip
         self.service = ImService(
             accounts=self.accounts, registry=self.registry, messenger=self.messenger, throttle=LoginThrottle(),
             options=ServiceOptions(node_id="test-node", durable=durable), now=self.clock.now, now_ms=self.clock.now_ms,
+            metrics=self.metrics,
         )  # fmt: skip
         self._next = 0
 

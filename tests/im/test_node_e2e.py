@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from im import client_pb2 as pb
 from im.client import Client, DisconnectedEvent, KickedEvent, MessageEvent
+from im.errors import ImError
 from testnet.process import NodeProcess
 
 pytestmark = pytest.mark.slow
@@ -142,6 +143,27 @@ async def test_device_limit_kick_oldest_tells_the_old_device(node_factory: Calla
         assert kicked and kicked[0].reason == pb.DEVICE_LIMIT_KICK
         assert events[-1].code == 4002  # type: ignore[union-attr]
     await old.close()
+
+
+async def test_metrics_count_what_happened(node: NodeProcess) -> None:
+    async with Client(node.url, "mia", "mia-password", register=True) as mia:
+        await mia.send("mia", "note")
+        with pytest.raises(ImError):
+            await mia.send("nobody-here", "x")
+    with urllib.request.urlopen(node.http_url + "/metrics", timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = resp.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    assert samples['timnode_messages_total{kind="normal"}'] == 1
+    assert samples['timnode_logins_total{kind="register",result="ok"}'] == 1
+    assert samples['timnode_errors_total{code="not_found"}'] == 1
+    assert samples['timnode_request_duration_seconds_count{op="send"}'] == 2
+    assert samples['timnode_store_operation_duration_seconds_count{backend="sqlite",op="write"}'] >= 2
+    assert samples["process_resident_memory_bytes"] > 0
 
 
 def test_healthz_and_clean_shutdown(node: NodeProcess) -> None:
