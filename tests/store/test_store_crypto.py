@@ -146,3 +146,18 @@ def test_parse_data_key(tmp_path: Path) -> None:
     (tmp_path / "short").write_bytes(b"x" * 10)
     with pytest.raises(BadDataKey):
         parse_data_key(str(tmp_path / "short"))
+
+
+def test_forked_child_does_not_reuse_buffered_nonces() -> None:
+    RING.seal(b"k", b"prime the buffer")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the nonce of its next seal
+        os.write(write_end, RING.seal(b"k", b"v")[2:14])
+        os._exit(0)
+    os.close(write_end)
+    child_nonce = os.read(read_end, 12)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(child_nonce) == 12
+    assert RING.seal(b"k", b"v")[2:14] != child_nonce
