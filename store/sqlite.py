@@ -115,7 +115,7 @@ class _Run:
 
     def add(self, ops: Sequence[Op]) -> None:
         for op in ops:
-            sql, params = (_DELETE, (op.key,)) if type(op) is Delete else (_PUT, (op.key, op.value))  # type: ignore[union-attr]
+            sql, params = _op_params(op)  # no Insert here: runs hold Put and Delete only
             if self.segments and self.segments[-1][0] is sql:
                 self.segments[-1][1].append(params)
             else:
