@@ -61,6 +61,7 @@ class LinkConfig:
     handshake_timeout: float = 10.0
     request_timeout: float = 10.0
     ping_interval: float = 20.0  # 0 disables keepalive pings
+    ping_timeout: float = 0.0  # a ping unanswered this long closes the link (0: request_timeout)
     coalesce: bool = True
     max_queued_bytes: int = 1 << 20  # send() waits above this
     channel: ChannelConfig = field(default_factory=ChannelConfig)
@@ -272,6 +273,11 @@ class Link:
     def closed(self) -> bool:
         return self.close_reason is not None
 
+    @property
+    def remote_addr(self) -> str:
+        """``host:port`` of the other end of the WebSocket ("" when unknown)."""
+        return _addr(self.ws)
+
     # -- public API ---------------------------------------------------------------------------
 
     async def send(self, protocol: str, body: bytes) -> None:
@@ -293,9 +299,8 @@ class Link:
     async def ping(self, timeout: float | None = None) -> float:
         """Round-trip a PING; return (and remember in ``rtt``) the RTT in seconds."""
         start = _now()
-        await self._call(
-            pb.LinkFrame(kind=pb.LinkFrame.PING, id=next(self._ids)), timeout or self.config.request_timeout
-        )
+        timeout = timeout or self.config.ping_timeout or self.config.request_timeout
+        await self._call(pb.LinkFrame(kind=pb.LinkFrame.PING, id=next(self._ids)), timeout)
         self.rtt = _now() - start
         return self.rtt
 

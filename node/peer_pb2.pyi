@@ -76,3 +76,17 @@ class LinkFrame(_message.Message):
     body: bytes
     error: ErrorInfo
     def __init__(self, kind: _Optional[_Union[LinkFrame.Kind, str]] = ..., id: _Optional[int] = ..., protocol: _Optional[str] = ..., body: _Optional[bytes] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ...) -> None: ...
+
+class PexPeer(_message.Message):
+    __slots__ = ("peer_id", "addrs")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRS_FIELD_NUMBER: _ClassVar[int]
+    peer_id: bytes
+    addrs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer_id: _Optional[bytes] = ..., addrs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PexResponse(_message.Message):
+    __slots__ = ("peers",)
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    peers: _containers.RepeatedCompositeFieldContainer[PexPeer]
+    def __init__(self, peers: _Optional[_Iterable[_Union[PexPeer, _Mapping]]] = ...) -> None: ...

@@ -2,6 +2,8 @@
 
 timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
 timnode chat URL --user U ...        terminal client (``--json`` for scripts)
+timnode peers --node HOST:PORT       who the node is linked to (``--json`` for scripts)
+timnode id / timnode keygen          print the PeerId / a new network key
 timnode version                      print the version
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from im.runner import run
+from node.errors import P2PError
 from timnode import __version__
 from timnode.config import ConfigError, add_node_flags, config_from_args
 
@@ -44,6 +47,9 @@ def _node_main(argv: list[str]) -> int:
     except OSError as exc:
         sys.stderr.write(f"timnode: {exc}\n")
         return 1
+    except P2PError as exc:  # a bad --network-key, an unreadable identity.key
+        sys.stderr.write(f"timnode: {exc}\n")
+        return 2
     return 0
 
 
@@ -79,10 +85,43 @@ def _keygen_main(argv: list[str]) -> int:
     return 0
 
 
+def _peers_main(argv: list[str]) -> int:
+    """``timnode peers --node HOST:PORT [--json]``: the node's ``/peers`` as a table."""
+    import json
+    import time
+    import urllib.request
+
+    parser = argparse.ArgumentParser(prog="timnode peers", description="Show a node's peer links.")
+    parser.add_argument("--node", default="127.0.0.1:7400", help="HOST:PORT of the node (default 127.0.0.1:7400)")
+    parser.add_argument("--json", action="store_true", help="print the JSON document")
+    args = parser.parse_args(argv)
+    base = args.node if "://" in args.node else f"http://{args.node}"
+    try:
+        with urllib.request.urlopen(base.replace("ws://", "http://") + "/peers", timeout=10) as reply:
+            doc = json.loads(reply.read())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"timnode peers: cannot reach {args.node}: {exc}\n")
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return 0
+    out = [f"{doc['peer_id']}  network {doc['network']}  {', '.join(doc['addresses'])}"]
+    out.append(f"{len(doc['peers'])} linked (max {doc['max_links']}), {doc['known']} known")
+    out.append(f"{'PEER':<53} {'TRANSPORT':<9} {'DIR':<8} {'SINCE':<8} {'RTT ms':>8}  ADDRESS")
+    for p in doc["peers"]:
+        rtt = "-" if p["rtt_ms"] is None else f"{p['rtt_ms']:.2f}"
+        since = time.strftime("%H:%M:%S", time.localtime(p["since"]))
+        addr = p["addresses"][0] if p["addresses"] else "-"
+        out.append(f"{p['peer_id']:<53} {p['transport']:<9} {p['direction']:<8} {since:<8} {rtt:>8}  {addr}")
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "chat": _chat_main,
     "id": _id_main,
     "keygen": _keygen_main,
+    "peers": _peers_main,
     "version": _version_main,
 }
 

@@ -53,6 +53,19 @@ class NodeConfig:
     auth_timeout: float = field(default=10.0, metadata={"help": "seconds a connection may stay without login"})
     token_ttl: float = field(default=30 * 86400.0, metadata={"help": "seconds a session token stays valid"})
     idle_timeout: float = field(default=120.0, metadata={"help": "close clients silent this long (keepalive pings)"})
+    bootstrap: list[str] = field(
+        default_factory=list,
+        metadata={"help": "peer to join, HOST:PORT[/p2p/PEERID] (repeatable or comma-separated)"},
+    )
+    network_key: str = field(
+        default="", metadata={"help": "network key (tnk1-... value or file); default: the OPEN network"}
+    )
+    max_links: int = field(default=64, metadata={"help": "peer links at most"})
+    keepalive: float = field(default=15.0, metadata={"help": "seconds between pings on a peer link (0: off)"})
+    keepalive_timeout: float = field(default=10.0, metadata={"help": "a peer not answering a ping this long is dead"})
+    handshake_timeout: float = field(default=10.0, metadata={"help": "seconds a peer handshake may take"})
+    reconnect_max: float = field(default=30.0, metadata={"help": "longest wait between redials of a lost peer"})
+    pex_interval: float = field(default=30.0, metadata={"help": "seconds between peer exchanges (0: on link-up only)"})
 
     def resolved_store_url(self) -> str:
         if self.no_store:
@@ -67,8 +80,17 @@ class NodeConfig:
             raise ConfigError(f"--listen wants HOST:PORT, got {self.listen!r}")
         return host.strip("[]") or "0.0.0.0", int(port)
 
+    def bootstrap_addrs(self) -> list[str]:
+        """``bootstrap`` split on commas (flags repeat, TOML gives a list or a string)."""
+        items = [self.bootstrap] if isinstance(self.bootstrap, str) else self.bootstrap
+        return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
     def validate(self) -> None:
         self.listen_host_port()
+        if self.max_links < 1:
+            raise ConfigError("max_links must be at least 1")
+        if self.keepalive < 0 or self.keepalive_timeout <= 0 or self.handshake_timeout <= 0:
+            raise ConfigError("keepalive must be >= 0; keepalive_timeout and handshake_timeout > 0")
         if self.device_policy not in ("kick-oldest", "refuse"):
             raise ConfigError("device_policy must be kick-oldest or refuse")
         if self.log_format not in ("text", "json"):
@@ -90,6 +112,8 @@ def add_node_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f.metadata.get("help", "")
         if f.type in ("bool", bool):
             parser.add_argument(_flag(f.name), action="store_true", default=None, help=help_text)
+        elif str(f.type).startswith("list"):
+            parser.add_argument(_flag(f.name), action="append", default=None, metavar=f.name.upper(), help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
             parser.add_argument(_flag(f.name), type=kind, default=None, metavar=f.name.upper(), help=help_text)

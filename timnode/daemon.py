@@ -1,8 +1,10 @@
 """The composition root: builds a running node from the layers and runs it until stopped.
 
-Start-up order: data directory -> data key -> store (migrations run on open) -> IM
-services -> the port (WebSocket + HTTP) -> ``<data-dir>/node.json`` (the readiness
-file scripts wait for: url, pid, node id). Shutdown (SIGINT/SIGTERM) reverses it:
+Start-up order: data directory -> identity (PeerId) and network key -> data key -> store
+(migrations run on open) -> IM services -> the port (WebSocket + HTTP, peer links on
+``timnode.peer.v1``) -> link manager (bootstrap, peer exchange) and mDNS ->
+``<data-dir>/node.json`` (the readiness file scripts wait for: url, pid, node id = PeerId).
+Shutdown (SIGINT/SIGTERM) reverses it: peers are told (CLOSE "node shutting down"),
 sessions are told (Kicked SHUTDOWN, close 1001), the port closes, pending cursor acks
 are flushed, the store closes, node.json is removed.
 """
@@ -18,7 +20,7 @@ import pathlib
 import secrets
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.internal import api_implementation
 from prometheus_client import (
@@ -40,6 +42,11 @@ from im.messaging import MessageLimits, Messenger
 from im.metrics import ImMetrics
 from im.service import ImService, ServiceOptions
 from im.sessions import SessionRegistry
+from node import netkey
+from node.identity import Identity
+from node.link import SUBPROTOCOL as PEER_SUBPROTOCOL
+from node.manager import LinkManager, ManagerConfig
+from node.peerstore import format_addr, split_host_port
 from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
 from store.crypto import Keyring, load_or_create_data_key, parse_data_key
@@ -47,6 +54,9 @@ from store.factory import open_store
 from timnode import __version__
 from timnode.config import NodeConfig
 from timnode.metered_store import MeteredStore
+
+if TYPE_CHECKING:
+    from node.mdns import MdnsDiscovery
 
 __all__ = ["Node", "run_node"]
 
@@ -56,13 +66,6 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series d
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _load_node_id(data_dir: pathlib.Path) -> str:
-    path = data_dir / "node.id"
-    if not path.exists():
-        path.write_text(secrets.token_hex(16) + "\n")
-    return path.read_text().strip()
 
 
 class Node:
@@ -76,7 +79,9 @@ class Node:
         self.server: PortServer | None = None
         self.gateway: Gateway | None = None
         self.service: ImService | None = None
-        self.node_id = ""
+        self.node_id = ""  # the PeerId (base58)
+        self.links: LinkManager | None = None
+        self.mdns: MdnsDiscovery | None = None
         self.metrics_registry = CollectorRegistry()
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
@@ -94,7 +99,9 @@ class Node:
         if api_implementation.Type() != "upb":
             log.warning("protobuf runs its %s backend, ~30x slower than upb", api_implementation.Type())
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.node_id = _load_node_id(self.data_dir)
+        identity = Identity.load_or_create(self.data_dir)
+        self.node_id = str(identity.peer_id)
+        self.links = self._build_links(identity, netkey.resolve_network_key(self.config.network_key or None))
         keyring = self._keyring()
         backend = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
         self.store = MeteredStore(backend, self.metrics_registry)
@@ -103,6 +110,7 @@ class Node:
         self._build_port()
         assert self.server is not None
         await self.server.start()
+        await self._start_links()
         self._flusher = asyncio.create_task(self._flush_loop())
         self._write_ready_file()
         if self.config.no_store:
@@ -137,6 +145,48 @@ class Node:
             metrics=self.metrics,
         )
 
+    def _build_links(self, identity: Identity, network_key: bytes) -> LinkManager:
+        c = self.config
+        config = ManagerConfig(
+            max_links=c.max_links,
+            keepalive=c.keepalive,
+            keepalive_timeout=c.keepalive_timeout,
+            handshake_timeout=c.handshake_timeout,
+            reconnect_max=c.reconnect_max,
+            pex_interval=c.pex_interval,
+            agent=f"timnode/{__version__}",
+        )
+        return LinkManager(identity, network_key, config)
+
+    async def _start_links(self) -> None:
+        """Announce the bound address, dial the bootstrap peers, start mDNS."""
+        assert self.links is not None and self.server is not None
+        host, _ = self.config.listen_host_port()
+        port = self.server.bound_port
+        if self.config.advertise:
+            self.links.set_listen_addrs([format_addr(*split_host_port(self.config.advertise))])
+        else:
+            self.links.set_listen_addrs([format_addr(host, port)])
+        for addr in self.config.bootstrap_addrs():
+            self.links.add_bootstrap(addr)
+        await self.links.start()
+        if not self.config.no_mdns:
+            from node.mdns import MdnsDiscovery  # zeroconf is imported only when mDNS runs
+
+            self.mdns = MdnsDiscovery(
+                self.links.local_peer,
+                self.links.network_key,
+                host,
+                port,
+                tuple(a for a in self.links.listen_addrs if "0.0.0.0" not in a),
+                lambda peer, addrs: self.links.add_peer(peer, addrs, "mdns") if self.links else None,
+            )
+            try:
+                await self.mdns.start()
+            except OSError as exc:
+                log.warning("mDNS disabled: %s", exc)
+                self.mdns = None
+
     def _build_port(self) -> None:
         assert self.service is not None
         host, port = self.config.listen_host_port()
@@ -153,7 +203,10 @@ class Node:
         )
         for name in SUBPROTOCOLS:
             self.server.add_subprotocol(name, self.gateway.handle)
+        assert self.links is not None
+        self.server.add_subprotocol(PEER_SUBPROTOCOL, self.links.accept, max_frame_bytes=65536)
         self.server.add_route("/healthz", self._healthz)
+        self.server.add_route("/peers", self._peers)
         self.server.add_route("/metrics", self._metrics)
 
     @property
@@ -175,16 +228,27 @@ class Node:
             "online_users": self.service.registry.online_users(),
             "sessions": self.service.registry.session_count(),
             "messages": dict(self.service.messenger.stats),
+            "peers": len(self.links.peers()) if self.links else 0,
         }
 
     def _healthz(self, request: object) -> HttpReply:
         return json_reply(self.status())
 
+    def _peers(self, request: object) -> HttpReply:
+        assert self.links is not None
+        return json_reply(self.links.status())
+
     def _metrics(self, request: object) -> HttpReply:
         return HttpReply(200, generate_latest(self.metrics_registry), CONTENT_TYPE_LATEST)
 
     def _write_ready_file(self) -> None:
-        info = {"url": self.url, "pid": os.getpid(), "node": self.node_id, "version": __version__}
+        info = {
+            "url": self.url,
+            "pid": os.getpid(),
+            "node": self.node_id,
+            "peer_id": self.node_id,
+            "version": __version__,
+        }
         tmp = self.data_dir / "node.json.tmp"
         tmp.write_text(json.dumps(info) + "\n")
         tmp.replace(self.data_dir / "node.json")
@@ -202,6 +266,10 @@ class Node:
         log.info("shutting down")
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.mdns is not None:
+            await self.mdns.stop()
+        if self.links is not None:
+            await self.links.stop()
         if self.gateway is not None:
             self.gateway.shutdown_sessions()
             await asyncio.sleep(0.05)
