@@ -277,7 +277,7 @@ class Pong(_message.Message):
     def __init__(self, server_time: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("id", "to", "type", "text", "data", "ext", "timestamp", "client_msg_id", "from_device")
+    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "id", "timestamp", "from_device")
     class ExtEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -285,26 +285,26 @@ class Message(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    ID_FIELD_NUMBER: _ClassVar[int]
-    FROM_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXT_FIELD_NUMBER: _ClassVar[int]
-    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FROM_DEVICE_FIELD_NUMBER: _ClassVar[int]
-    id: int
     to: str
     type: int
     text: str
     data: bytes
     ext: _containers.ScalarMap[str, str]
-    timestamp: int
     client_msg_id: str
+    id: int
+    timestamp: int
     from_device: str
-    def __init__(self, id: _Optional[int] = ..., to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., timestamp: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., from_device: _Optional[str] = ..., **kwargs) -> None: ...
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., id: _Optional[int] = ..., timestamp: _Optional[int] = ..., from_device: _Optional[str] = ..., **kwargs) -> None: ...
 
 class Presence(_message.Message):
     __slots__ = ("user", "online", "since", "devices")

@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from im import client_pb2 as pb
 from im.codec import codec_for
@@ -30,6 +30,7 @@ from im.errors import DecodeError, ImError
 from im.limits import TokenBucket
 from im.service import ImService
 from im.sessions import Push, Session, SessionSink
+from node.metrics import Counter, Histogram
 from store.errors import StoreError
 
 __all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES"]
@@ -45,7 +46,6 @@ KICK_CLOSE_CODES: dict[int, int] = {
     pb.SHUTDOWN: 1001,
 }
 _FLOOD_STREAK = 200  # consecutive rate-limited requests before the connection is closed
-_CLOSE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,81 @@ class GatewayOptions:
     max_connections: int
     max_conns_per_ip: int
     max_outbox: int = 10_000
+
+
+class Outbox:
+    """A connection's bounded queue of encoded frames, written once per loop tick.
+
+    Frames queued during one tick (a group commit resolves many sends at once) are
+    serialized through the connection's sans-I/O protocol and handed to the transport in
+    ONE write: a syscall per tick instead of per frame. When the transport's buffer is over
+    its high-water mark (websockets' ``paused``), flushing waits for ``drain()``.
+    """
+
+    def __init__(self, ws: ServerConnection, limit: int, sent: Counter) -> None:
+        self.ws = ws
+        self.limit = limit
+        self._sent = sent
+        self._queue: deque[bytes | str] = deque()
+        self._closing: tuple[int, str] | None = None
+        self._scheduled = False
+        self._draining = False
+        self._close_task: asyncio.Future[None] | None = None  # the closing handshake, kept referenced
+
+    def put(self, data: bytes | str) -> bool:
+        """Queue a frame; False when the outbox is full (the caller closes the connection)."""
+        if self._closing is not None:
+            return True
+        if len(self._queue) >= self.limit:
+            return False
+        self._queue.append(data)
+        self._schedule()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Flush what is queued, then run the closing handshake."""
+        self._closing = (code, reason)
+        self._schedule()
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._draining:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN:
+            self._queue.clear()
+            return
+        if ws.paused:
+            self._draining = True
+            asyncio.ensure_future(self._drain_then_flush())
+            return
+        count = len(self._queue)
+        for item in self._queue:
+            if isinstance(item, bytes):
+                ws.protocol.send_binary(item)
+            else:
+                ws.protocol.send_text(item.encode())
+        self._queue.clear()
+        chunks = ws.protocol.data_to_send()
+        if chunks:
+            ws.transport.write(b"".join(chunks))
+        self._sent.inc(count)
+        if self._closing is not None and self._close_task is None:
+            code, reason = self._closing
+            self._close_task = asyncio.ensure_future(ws.close(code, reason))
+
+    async def _drain_then_flush(self) -> None:
+        try:
+            await self.ws.drain()
+        finally:
+            self._draining = False
+        self._flush()
 
 
 class ClientConnection:
@@ -72,8 +147,7 @@ class ClientConnection:
         now = gateway.now()
         self._bucket = TokenBucket(gateway.options.rate_limit, gateway.options.rate_burst, now)
         self._limited_streak = 0
-        self._out: deque[object] = deque()
-        self._wake = asyncio.Event()
+        self._outbox = Outbox(ws, gateway.options.max_outbox, gateway.frames_out)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._close_after: tuple[int, str] | None = None
@@ -81,7 +155,6 @@ class ClientConnection:
     # ------------------------------------------------------------------ inbound
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop())
         timer = asyncio.get_running_loop().call_later(self.gateway.options.auth_timeout, self._auth_timeout)
         try:
             async for data in self.ws:
@@ -91,7 +164,7 @@ class ClientConnection:
         finally:
             timer.cancel()
             self._closing = True
-            writer.cancel()
+            self._outbox.clear()
             if self.session is not None:
                 session, self.session = self.session, None
                 await self.gateway.service.end_session(session)
@@ -120,7 +193,7 @@ class ClientConnection:
     def _rate_limited(self, request_id: int, wait: float) -> None:
         self._limited_streak += 1
         self.gateway.stats["rate_limited"] += 1
-        self.gateway.metrics.rate_limited_total.labels("requests").inc()
+        self.gateway.metrics.rate_limited_total("requests").inc()
         if self._limited_streak >= _FLOOD_STREAK:
             self.kick(pb.FLOOD, "request flood")
             return
@@ -163,7 +236,7 @@ class ClientConnection:
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
         session, self.session = self.session, None
-        self.gateway.metrics.kicks_total.labels(pb.KickReason.Name(reason).lower()).inc()
+        self.gateway.metrics.kicks_total(pb.KickReason.Name(reason).lower()).inc()
         if session is not None:
             task = asyncio.ensure_future(self.gateway.service.end_session(session))
             self._tasks.add(task)
@@ -181,35 +254,13 @@ class ClientConnection:
             return
         self._close_after = None
         self._closing = True
-        self._out.append((_CLOSE, code, reason))
-        self._wake.set()
+        self._outbox.close(code, reason)
 
     def _enqueue(self, data: bytes | str) -> None:
-        if len(self._out) >= self.gateway.options.max_outbox:
-            if not self._closing:
-                log.warning("closing slow consumer %s (outbox full)", self.address)
-                self._out.clear()
-                self._close(1008, "slow consumer: outbox full, reconnect and sync")
-            return
-        self._out.append(data)
-        self._wake.set()
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                sent = 0
-                while self._out:
-                    item = self._out.popleft()
-                    if isinstance(item, tuple):
-                        await self.ws.close(item[1], item[2])
-                        return
-                    await self.ws.send(item)  # type: ignore[arg-type]
-                    sent += 1
-                self.gateway.frames_out.inc(sent)
-        except ConnectionClosed:
-            pass
+        if not self._outbox.put(data) and not self._closing:
+            log.warning("closing slow consumer %s (outbox full)", self.address)
+            self._outbox.clear()
+            self._close(1008, "slow consumer: outbox full, reconnect and sync")
 
 
 class Gateway:
@@ -220,8 +271,9 @@ class Gateway:
         self.options = options
         self.now = now
         self.metrics = service.metrics
-        self.frames_out = self.metrics.frames_total.labels("out")
-        self.frames_in = self.metrics.frames_total.labels("in")
+        self.frames_out = self.metrics.frames_total("out")
+        self.frames_in = self.metrics.frames_total("in")
+        self.metrics.gauge("timnode_client_connections_open", "Open client connections", lambda: len(self.connections))
         self._latency: dict[str, Histogram] = {}
         self._errors: dict[int, Counter] = {}
         self.connections: set[ClientConnection] = set()
@@ -232,14 +284,14 @@ class Gateway:
         """Record one request's latency (children cached: labels() is not free on the hot path)."""
         child = self._latency.get(op)
         if child is None:
-            child = self._latency[op] = self.metrics.request_seconds.labels(op)
+            child = self._latency[op] = self.metrics.request_seconds(op)
         child.observe(seconds)
 
     def count_error(self, code: int) -> None:
         child = self._errors.get(code)
         if child is None:
             name = pb.ErrorCode.Name(code) if code in pb.ErrorCode.values() else str(code)
-            child = self._errors[code] = self.metrics.errors_total.labels(name.lower())
+            child = self._errors[code] = self.metrics.errors_total(name.lower())
         child.inc()
 
     def _admit(self, address: str) -> tuple[int, str] | None:
@@ -255,19 +307,17 @@ class Gateway:
         refusal = self._admit(conn.address)
         if refusal is not None:
             self.stats["refused"] += 1
-            self.metrics.connections_total.labels("refused").inc()
-            self.metrics.rate_limited_total.labels("connections").inc()
+            self.metrics.connections_total("refused").inc()
+            self.metrics.rate_limited_total("connections").inc()
             await ws.close(*refusal)
             return
         self.connections.add(conn)
         self._per_address[conn.address] = self._per_address.get(conn.address, 0) + 1
         self.stats["connections_total"] += 1
-        self.metrics.connections_total.labels("accepted").inc()
-        self.metrics.connections.inc()
+        self.metrics.connections_total("accepted").inc()
         try:
             await conn.run()
         finally:
-            self.metrics.connections.dec()
             self.connections.discard(conn)
             left = self._per_address[conn.address] - 1
             if left:

@@ -84,7 +84,7 @@ class Messenger:
         self._limits = limits
         self._metrics = metrics
         self._kind_counters = {
-            kind: metrics.messages_total.labels(kind) for kind in ("normal", "custom", "duplicate")
+            kind: metrics.messages_total(kind) for kind in ("normal", "custom", "duplicate")
         }
         self._sent = _Bounded(_RECENT)  # (user, cmid) -> pb.Sent
         self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
@@ -95,12 +95,10 @@ class Messenger:
     # ------------------------------------------------------------------ send
 
     def _validate(self, req: pb.Send) -> None:
-        body = req.WhichOneof("body")
-        size = len(req.text.encode()) if body == "text" else len(req.data)
+        size = len(req.data) or len(req.text.encode())
         if size > self._limits.max_body:
             raise ImError(pb.TOO_LARGE, f"message body is {size} bytes; the limit is {self._limits.max_body}")
-        ext_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in req.ext.items())
-        if len(req.ext) > _MAX_EXT_ENTRIES or ext_bytes > _MAX_EXT_BYTES:
+        if req.ext and self._ext_too_large(req):
             raise ImError(pb.TOO_LARGE, f"ext is limited to {_MAX_EXT_ENTRIES} entries and {_MAX_EXT_BYTES} bytes")
         if len(req.client_msg_id) > _MAX_CMID:
             raise ImError(pb.BAD_REQUEST, f"client_msg_id is limited to {_MAX_CMID} characters")
@@ -108,6 +106,12 @@ class Messenger:
             raise ImError(pb.BAD_REQUEST, "invalid recipient")
         if 2 <= req.type < FIRST_APP_TYPE:
             raise ImError(pb.BAD_REQUEST, f"message types 2-{FIRST_APP_TYPE - 1} are reserved; apps use >= 32")
+
+    @staticmethod
+    def _ext_too_large(req: pb.Send) -> bool:
+        if len(req.ext) > _MAX_EXT_ENTRIES:
+            return True
+        return sum(len(k.encode()) + len(v.encode()) for k, v in req.ext.items()) > _MAX_EXT_BYTES
 
     async def send(self, session: Session, req: pb.Send) -> pb.Sent:
         self._validate(req)
@@ -173,21 +177,15 @@ class Messenger:
         return pb.Sent(message_id=message.id, timestamp=message.timestamp, delivered_devices=delivered)
 
     def _build(self, session: Session, req: pb.Send, message_id: int, now: int) -> pb.Message:
-        message = pb.Message(
-            id=message_id,
-            to=req.to,
-            type=req.type or 1,
-            timestamp=now,
-            client_msg_id=req.client_msg_id,
-            from_device=session.device,
-        )
+        message = pb.Message.FromString(req.SerializeToString())  # fields 1-6 are Send's (client.proto)
+        if not message.type:
+            message.type = 1
+        if message.WhichOneof("body") is None:
+            message.text = ""
+        message.id = message_id
+        message.timestamp = now
+        message.from_device = session.device
         setattr(message, "from", session.user)
-        if req.WhichOneof("body") == "data":
-            message.data = req.data
-        else:
-            message.text = req.text
-        if req.ext:
-            message.ext.update(req.ext)
         return message
 
     def _rows(self, message: pb.Message) -> list[Op]:

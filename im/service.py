@@ -65,8 +65,8 @@ class ImService:
         metrics: ImMetrics,
     ) -> None:
         self.metrics = metrics
-        metrics.sessions.set_function(registry.session_count)
-        metrics.online_users.set_function(registry.online_users)
+        metrics.gauge("timnode_sessions", "Logged-in sessions (devices) on this node", registry.session_count)
+        metrics.gauge("timnode_online_users", "Users with at least one session on this node", registry.online_users)
         self.accounts = accounts
         self.registry = registry
         self.messenger = messenger
@@ -104,9 +104,9 @@ class ImService:
         try:
             reply = await attempt
         except ImError:
-            self.metrics.logins_total.labels(kind, "refused").inc()
+            self.metrics.logins_total(kind, "refused").inc()
             raise
-        self.metrics.logins_total.labels(kind, "ok").inc()
+        self.metrics.logins_total(kind, "ok").inc()
         return reply
 
     # ------------------------------------------------------------------ login

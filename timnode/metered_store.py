@@ -9,9 +9,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from im.metrics import LATENCY_BUCKETS
+from node.metrics import MetricSet
 from store.api import Op, RecordStore
 
 __all__ = ["MeteredStore"]
@@ -23,19 +24,17 @@ class MeteredStore(RecordStore):
     def __init__(self, inner: RecordStore, registry: CollectorRegistry) -> None:
         self.inner = inner
         self.backend = inner.backend
-        seconds = Histogram(
+        metrics = MetricSet(registry)
+        seconds = metrics.histogram(
             "timnode_store_operation_duration_seconds",
             "Store call latency (a write includes waiting for its group commit)",
+            LATENCY_BUCKETS,
             ["backend", "op"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        failures = Counter(
-            "timnode_store_errors_total", "Store calls that raised", ["backend", "op"], registry=registry
-        )
+        failures = metrics.counter("timnode_store_errors_total", "Store calls that raised", ["backend", "op"])
         ops = ("get", "get_many", "scan", "write")
-        self._seconds = {op: seconds.labels(self.backend, op) for op in ops}
-        self._failures = {op: failures.labels(self.backend, op) for op in ops}
+        self._seconds = {op: seconds(self.backend, op) for op in ops}
+        self._failures = {op: failures(self.backend, op) for op in ops}
 
     async def open(self) -> None:
         await self.inner.open()
