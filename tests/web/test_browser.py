@@ -178,6 +178,7 @@ async def test_reconnects_after_node_restart_and_gets_missed_message_once(
     node.listen = f"127.0.0.1:{port}"
     await asyncio.to_thread(node.start)
     await bob.send("alice", "sent while you were away")
+    print("page state when the missed message was sent:", await status.get_attribute("data-state"))
     await expect(status).to_have_attribute("data-state", "online", timeout=30_000)
     await expect(bubbles(page, "sent while you were away", mine=False)).to_have_count(1)
     await expect(page.locator('li.contact[data-user="bob"] .dot')).to_have_attribute("data-online", "true")
@@ -217,4 +218,22 @@ async def test_message_text_is_never_markup(
     assert await page.locator("#message-list img, #message-list script, #message-list svg").count() == 0
     assert await page.locator("#contacts img, #contacts svg").count() == 0
     assert dialogs == []
+    assert pages.errors() == []
+
+
+async def test_same_device_elsewhere_stops_reconnecting(
+    node: NodeProcess, app_url: Callable[[NodeProcess], str], pages: Pages
+) -> None:
+    page = await pages.new("frank", app_url(node))
+    await register(page, "frank")
+    device = await page.evaluate("() => window.timnode.client.device")
+    assert device.startswith("web-")
+    async with Client(node.url, "frank", PASSWORD, device=device, reconnect=False):
+        status = page.locator("#status")
+        await expect(status).to_have_attribute("data-state", "stopped")
+        await expect(status).to_contain_text("signed in from another tab or window")
+        await asyncio.sleep(1.5)  # it does not take the device back by itself
+        await expect(status).to_have_attribute("data-state", "stopped")
+    await page.click("#retry-btn")  # the user asks for it
+    await expect(status).to_have_attribute("data-state", "online")
     assert pages.errors() == []

@@ -14,6 +14,12 @@ const HISTORY_PAGE = 50;
 const USER_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 const DELIVERED_MAX = 5000;
 
+const KICK_TEXT = {
+  REPLACED: "signed in from another tab or window",
+  DEVICE_LIMIT_KICK: "signed out: too many devices",
+  ADMIN: "closed by an administrator",
+};
+
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
   const e = document.createElement(tag);
@@ -206,7 +212,7 @@ function renderStatus(detail = {}) {
     stopped: "disconnected",
   };
   let text = labels[st] || st;
-  if (st === "stopped" && detail.error?.message) text = `disconnected: ${detail.error.message}`;
+  if (st === "stopped" && detail.error) text = KICK_TEXT[detail.error.code] || `disconnected: ${detail.error.message}`;
   s.replaceChildren(document.createTextNode(text));
   if (st === "reconnecting" || st === "stopped" || (st === "connecting" && client?.attempt)) {
     const b = el("button", "ghost", st === "stopped" ? "Reconnect" : "Retry now");
@@ -670,9 +676,9 @@ function boot() {
     const c = state.convs.get(state.open);
     if (c && $("messages").scrollTop < 80) loadOlder(c);
   });
-  window.addEventListener("online", () => client?.reconnectNow());
+  window.addEventListener("online", () => client?.wake());
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && client && client.state !== "online") client.reconnectNow();
+    if (!document.hidden) client?.wake();
   });
 
   const last = storage.get(null, "lastUser", "");

@@ -357,7 +357,12 @@ export class ChatClient extends EventTarget {
     this._setState("offline");
   }
 
-  /** Skip the backoff wait (network came back, the user pressed "retry"). */
+  /** Skip the current backoff wait (the network came back); never restarts a stopped client. */
+  wake() {
+    this._wakeUp();
+  }
+
+  /** The user asked to reconnect: skip the backoff wait, or restart after a final kick. */
   reconnectNow() {
     if (this.state === "stopped" && this.user) {
       this._noReconnect = "";
@@ -504,7 +509,9 @@ export class ChatClient extends EventTarget {
         if (this.stopped) break;
         if (this._noReconnect) {
           this.stopped = true;
-          this._setState("stopped", new Error(this._noReconnect));
+          const error = new Error(`kicked: ${this._noReconnect}`);
+          error.code = this._noReconnect;
+          this._setState("stopped", error);
           break;
         }
       }
@@ -593,7 +600,7 @@ export class ChatClient extends EventTarget {
       this._emit("delivered", { by: d.by || "", ids: (d.messageIds || []).map(String) });
     } else if (frame.kicked) {
       const reason = frame.kicked.reason || "KICK_REASON_UNSPECIFIED";
-      if (FINAL_KICKS.has(reason)) this._noReconnect = `kicked: ${reason}`;
+      if (FINAL_KICKS.has(reason)) this._noReconnect = reason;
       this._emit("kicked", { reason, message: frame.kicked.message || "" });
     } else if (frame.error) {
       console.warn("timnode: node could not attribute a frame:", frame.error);
