@@ -496,8 +496,11 @@ class Link:
             self._wake.set()
             self._drained.set()
             ws_code = 1000 if code is AbortCode.NORMAL else CLOSE_BASE + code
-            with contextlib.suppress(ConnectionClosed, OSError):
-                await self.ws.close(ws_code, reason[:120])
+            if code is AbortCode.TIMEOUT:  # the peer is unresponsive: no closing handshake to wait for
+                self.ws.transport.abort()
+            else:
+                with contextlib.suppress(ConnectionClosed, OSError):
+                    await self.ws.close(ws_code, reason[:120])
             current = asyncio.current_task()
             for task in list(self._tasks):
                 if task is not current:

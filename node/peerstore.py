@@ -22,7 +22,6 @@ dial, replacing an unspecified host (``0.0.0.0``) with the address the link came
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -96,14 +95,6 @@ def dialable_addrs(listen_addrs: Iterable[str], remote_host: str = "") -> tuple[
     return tuple(out[:MAX_ADDRS_PER_PEER])
 
 
-def is_loopback(url: str) -> bool:
-    try:
-        host, _ = split_host_port(url.removeprefix("ws://"))
-        return ipaddress.ip_address(host).is_loopback
-    except (DecodeError, ValueError):
-        return False
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackoffConfig:
     base: float = 0.5  # first retry within [0, 2 * base)
@@ -166,9 +157,8 @@ class PeerBook:
             if len(self._peers) >= self.config.max_peers and not self._evict(now):
                 return False
             record = self._peers[peer] = PeerRecord(peer, source=source, next_dial_at=now)
-        for url in addrs:
-            if url not in record.addrs:
-                record.addrs.insert(0, url)  # newest first
+        fresh = [url for url in dict.fromkeys(addrs) if url not in record.addrs]
+        record.addrs[:0] = fresh  # newest first
         del record.addrs[MAX_ADDRS_PER_PEER:]
         record.last_seen = now
         return new

@@ -3,7 +3,8 @@
 A node writes ``<data-dir>/node.json`` once it listens; :meth:`NodeProcess.start` waits
 for that file, so callers get a node that accepts connections. Nodes bind to 127.0.0.1
 with an ephemeral port and ``--no-mdns`` unless told otherwise: nothing reaches the
-machine's real interfaces.
+machine's real interfaces. ``mdns=True`` and ``prefix=("ip", "netns", "exec", NS)`` are for
+the network-namespace test only.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ class NodeProcess:
         listen: str = "127.0.0.1:0",
         log_level: str = "info",
         env: dict[str, str] | None = None,
+        mdns: bool = False,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = pathlib.Path(data_dir)
         self.listen = listen
         self.extra_args: list[str] = list(extra_args)
         self.log_level = log_level
         self.env = env
+        self.mdns = mdns
+        self.prefix = list(prefix)
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, object] = {}
         self.log_path = self.data_dir / "node.log"
@@ -59,8 +64,8 @@ class NodeProcess:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "timnode", "--listen", self.listen, "--data-dir", str(self.data_dir),
-            "--no-mdns", "--log-level", self.log_level, *self.extra_args,
+            *self.prefix, sys.executable, "-m", "timnode", "--listen", self.listen, "--data-dir", str(self.data_dir),
+            *([] if self.mdns else ["--no-mdns"]), "--log-level", self.log_level, *self.extra_args,
         ]  # fmt: skip
 
     def start(self, timeout: float = 30.0, args: Sequence[str] = ()) -> NodeProcess:
