@@ -15,5 +15,5 @@ def test_bench_links_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--json", "--messages", "500", "--pings", "20", "--dials", "3"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["rtt_p50_ms"] > 0 and result["handshake_p50_ms"] > 0
-    assert result["oneway_uncoalesced_msgs_per_ws_msg"] == 1.0
+    assert 0.9 < result["oneway_uncoalesced_msgs_per_ws_msg"] <= 1.0  # (+ the final ping)
     assert result["oneway_coalesced_msgs_per_ws_msg"] > 1.0
