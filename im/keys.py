@@ -41,6 +41,7 @@ class KeySchema:
     def __init__(self, blind: Blind) -> None:
         self._blind = blind
         self._user_cache: dict[str, bytes] = {}
+        self._pair_cache: dict[tuple[str, str], bytes] = {}
 
     def user(self, user: str) -> bytes:
         hashed = self._user_cache.get(user)
@@ -65,8 +66,14 @@ class KeySchema:
         return prefix + pack_id(after + 1) if after < 2**64 - 1 else prefix_end(prefix), prefix_end(prefix)
 
     def conversation_prefix(self, a: str, b: str) -> bytes:
-        low, high = sorted((a, b))
-        return b"C" + self._blind(b"pair", low.encode() + b"\x00" + high.encode())
+        pair = (a, b) if a <= b else (b, a)
+        prefix = self._pair_cache.get(pair)
+        if prefix is None:
+            if len(self._pair_cache) > 100_000:
+                self._pair_cache.clear()
+            blinded = self._blind(b"pair", pair[0].encode() + b"\x00" + pair[1].encode())
+            prefix = self._pair_cache[pair] = b"C" + blinded
+        return prefix
 
     def conversation(self, a: str, b: str, message_id: int) -> bytes:
         return self.conversation_prefix(a, b) + pack_id(message_id)

@@ -145,16 +145,18 @@ class Messenger:
         self._kind_counters["duplicate"].inc()
         return pb.Sent(message_id=sent.message_id, timestamp=sent.timestamp, duplicate=True)
 
-    async def _stored_result(self, user: str, cmid: str) -> pb.Sent | None:
-        raw = await self._store.get(self._keys.send_result(user, cmid))
+    async def _stored_result(self, result_key: bytes) -> pb.Sent | None:
+        raw = await self._store.get(result_key)
         if raw is None:
             return None
         result = rec.SendResult.FromString(raw)
         return pb.Sent(message_id=result.message_id, timestamp=result.timestamp)
 
     async def _send_new(self, session: Session, req: pb.Send) -> pb.Sent:
+        result_key = b""
         if self.durable and req.client_msg_id:
-            earlier = await self._stored_result(session.user, req.client_msg_id)
+            result_key = self._keys.send_result(session.user, req.client_msg_id)
+            earlier = await self._stored_result(result_key)
             if earlier is not None:
                 return self._duplicate(earlier)
         if not await self._accounts.exists(req.to):
@@ -163,9 +165,9 @@ class Messenger:
         message = self._build(session, req, self._ids.next_id(now), now)
         if self.durable:
             try:
-                await self._store.write(self._rows(message))
+                await self._store.write(self._rows(message, result_key))
             except KeyExists:
-                earlier = await self._stored_result(session.user, req.client_msg_id)
+                earlier = await self._stored_result(result_key)
                 if earlier is None:
                     raise
                 return self._duplicate(earlier)
@@ -188,16 +190,16 @@ class Messenger:
         setattr(message, "from", session.user)
         return message
 
-    def _rows(self, message: pb.Message) -> list[Op]:
+    def _rows(self, message: pb.Message, result_key: bytes) -> list[Op]:
         sender = getattr(message, "from")
         raw = message.SerializeToString()
         ops: list[Op] = [Put(self._keys.inbox(sender, message.id), raw)]
         if message.to != sender:
             ops.append(Put(self._keys.inbox(message.to, message.id), raw))
         ops.append(Put(self._keys.conversation(sender, message.to, message.id), raw))
-        if message.client_msg_id:
+        if result_key:
             result = rec.SendResult(message_id=message.id, timestamp=message.timestamp)
-            ops.append(Insert(self._keys.send_result(sender, message.client_msg_id), result.SerializeToString()))
+            ops.append(Insert(result_key, result.SerializeToString()))
         return ops
 
     def _fan_out(self, origin: Session, message: pb.Message) -> int:

@@ -20,6 +20,7 @@ import pathlib
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.internal import api_implementation
@@ -54,6 +55,7 @@ from store.factory import open_store
 from timnode import __version__
 from timnode.config import NodeConfig
 from timnode.metered_store import MeteredStore
+from web import static_routes
 
 if TYPE_CHECKING:
     from node.mdns import MdnsDiscovery
@@ -66,6 +68,14 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series d
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+_STATIC_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+
+
+def _static_reply(content_type: str, body: bytes) -> Callable[[object], HttpReply]:
+    reply = HttpReply(200, body, content_type, _STATIC_HEADERS)
+    return lambda request: reply
 
 
 class Node:
@@ -208,6 +218,8 @@ class Node:
         self.server.add_route("/healthz", self._healthz)
         self.server.add_route("/peers", self._peers)
         self.server.add_route("/metrics", self._metrics)
+        for path, (content_type, body) in static_routes().items():
+            self.server.add_route(path, _static_reply(content_type, body))
 
     @property
     def url(self) -> str:
