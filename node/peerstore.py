@@ -100,6 +100,7 @@ class BackoffConfig:
     base: float = 0.5  # first retry within [0, 2 * base)
     cap: float = 30.0
     forget_after: float = 600.0  # a peer neither linked nor seen this long is dropped
+    stable_after: float = 5.0  # a link that lived less than this counts as a failed dial (flapping)
     max_peers: int = 1000  # bound on learned peers (peer-controlled input)
 
 
@@ -119,6 +120,7 @@ class PeerRecord:
     source: str = ""
     last_seen: float = 0.0
     linked: bool = False
+    linked_at: float = 0.0
     failures: int = 0
     next_dial_at: float = 0.0
 
@@ -168,20 +170,27 @@ class PeerBook:
         self.learn(peer, addrs, now, "link")
         record = self._peers.get(peer)
         if record is not None:
-            record.linked, record.failures = True, 0
+            record.linked, record.linked_at = True, now
         boot = self._boot.get(via)
         if boot is not None:
-            boot.learned, boot.failures = peer, 0
+            boot.learned = peer
 
     def link_down(self, peer: PeerId, now: float) -> None:
-        """The link to ``peer`` is gone: schedule a reconnect (and its bootstrap entry's)."""
+        """The link to ``peer`` is gone: schedule a reconnect (and its bootstrap entry's).
+
+        A link that was up at least ``stable_after`` seconds resets the failure count; a shorter
+        one (the peer refused it: too many links, shutting down) counts as a failure, so a
+        peer that keeps refusing is redialled with growing backoff rather than in a loop.
+        """
         record = self._peers.get(peer)
+        stable = record is not None and now - record.linked_at >= self.config.stable_after
+        entries: list[PeerRecord | _Bootstrap] = [b for b in self._boot.values() if b.learned == peer]
         if record is not None:
             record.linked, record.last_seen = False, now
-            record.next_dial_at = now + self._backoff(record.failures)
-        for boot in self._boot.values():
-            if boot.learned == peer:
-                boot.next_dial_at = now + self._backoff(boot.failures)
+            entries.append(record)
+        for entry in entries:
+            entry.failures = 0 if stable else entry.failures + 1
+            entry.next_dial_at = now + self._backoff(entry.failures)
 
     def dial_failed(self, key: str, now: float) -> int:
         """A dial of ``key`` (a ``DialTarget.key``) failed; return its failure count."""

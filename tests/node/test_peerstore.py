@@ -101,3 +101,17 @@ def test_simultaneous_dial_both_sides_keep_the_same_link(local: PeerId, remote: 
     # the remote's view with roles swapped agrees about which link (dialled by whom) survives
     assert _keep_new(remote, local, "outbound", "inbound") == keep_out
     assert _keep_new(local, remote, "inbound", "inbound")  # a redial replaces the old link
+
+
+def test_short_lived_links_count_as_failures_so_refusals_back_off() -> None:
+    pb = book(base=1.0, cap=64.0, stable_after=5.0)
+    pb.learn(B, ["ws://b:1"], 0.0, "pex")
+    now = 0.0
+    for expected_failures in (1, 2, 3):
+        pb.link_up(B, ["ws://b:1"], now)
+        pb.link_down(B, now + 0.1)  # "too many links": closed at once
+        assert pb.get(B).failures == expected_failures  # type: ignore[union-attr]
+        now += 0.2
+    pb.link_up(B, ["ws://b:1"], now)
+    pb.link_down(B, now + 6.0)  # was stable: back to quick reconnects
+    assert pb.get(B).failures == 0  # type: ignore[union-attr]
