@@ -16,7 +16,9 @@ from store_helpers import PG_DSN, drop_pg_table, require_pg, with_table
 from store import Keyring, MemoryStore, RecordStore, SealedStore, SqliteStore
 from store.postgres import PostgresStore
 
-BACKENDS = ["memory", "memory-sealed", "sqlite", "sqlite-sealed", "postgres", "postgres-sealed"]
+BACKENDS = [
+    "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-threaded", "postgres", "postgres-sealed",
+]  # fmt: skip
 
 StoreFactory = Callable[[], RecordStore]
 
@@ -54,7 +56,7 @@ async def make_store(backend: str, tmp_path: Path, keyring: Keyring) -> AsyncIte
         if backend.startswith("memory"):
             inner = memory
         elif backend.startswith("sqlite"):
-            inner = SqliteStore(tmp_path / "store.db")
+            inner = SqliteStore(tmp_path / "store.db", threaded=backend == "sqlite-threaded")
         else:
             inner = PostgresStore(PG_DSN, table=table)
         return SealedStore(inner, keyring) if backend.endswith("-sealed") else inner
