@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 from dht.cache import LookupCache
 from dht.errors import DecodeError, LocalProtocolError
-from dht.ids import KEY_BYTES, bucket_index, node_id, peer_record_key, presence_key, random_id_in_bucket
-from dht.lookup import Lookup
+from dht.ids import KEY_BYTES, bucket_index, distance, node_id, peer_record_key, presence_key, random_id_in_bucket
+from dht.lookup import Candidate, Lookup
 from dht.messages import (
     FindNode,
     FindNodeResult,
@@ -93,7 +93,7 @@ class DhtConfig:
     record_ttl: float = 3600.0  # lifetime of the entries we publish
     republish_interval: float = 1800.0  # publisher re-signs and re-puts, before record_ttl
     replicate_interval: float = 900.0  # storers push keys to the current k closest (§2.5)
-    replicate_jitter: float = 0.2  # fraction of replicate_interval added at random
+    replicate_jitter: float = 0.5  # fraction of replicate_interval added at random
     bucket_refresh_interval: float = 3600.0  # §2.3
     refresh_on_join: bool = True  # §2.3: refresh buckets farther than the closest neighbour
     get_quorum: int = 0  # a GET ends once this many peers returned entries; 0 = walk to the k closest
@@ -514,7 +514,11 @@ class DhtProtocol:
         infos = tuple(PeerInfo(c.peer, c.addrs) for c in closest)
         hops = closest[0].hops if closest else 0
         match task.purpose:
-            case Purpose.PUT | Purpose.REPLICATE:
+            case Purpose.PUT:
+                self._send_puts(task, infos, now)
+                return
+            case Purpose.REPLICATE:
+                self._stop_replicating_if_far(task.lookup.target, closest)
                 self._send_puts(task, infos, now)
                 return
             case Purpose.GET:
@@ -593,6 +597,11 @@ class DhtProtocol:
         interval = self.config.replicate_interval
         due = now + interval * (1 + self.config.replicate_jitter * self.rng.random())
         _schedule(self._replicate, self._replicate_at, key, due)
+
+    def _stop_replicating_if_far(self, key: bytes, closest: Sequence[Candidate]) -> None:
+        """Leave replication of ``key`` to its k closest once we are not one of them (§2.5)."""
+        if len(closest) >= self.config.k and distance(self.id, key) > closest[-1].distance:
+            self._replicate_at.pop(key, None)
 
     def _run_replication(self, now: float) -> None:
         while (due := _peek(self._replicate, self._replicate_at)) is not None and due <= now:

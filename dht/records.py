@@ -303,16 +303,21 @@ class RecordStore:
                 del self._keys[key]
 
     def next_expiry(self) -> float | None:
+        """When the next held entry expires (superseded heap items are skipped)."""
+        while self._expiry and not self._is_current(*self._expiry[0]):
+            heapq.heappop(self._expiry)
         return self._expiry[0][0] / 1000 if self._expiry else None
+
+    def _is_current(self, expires_ms: int, key: bytes, publisher: bytes) -> bool:
+        entry = self._keys.get(key, {}).get(publisher)
+        return entry is not None and entry.expires_ms == expires_ms
 
     def expire(self, now: float) -> list[bytes]:
         """Drop every entry whose expiry has passed; return the keys that became empty."""
         emptied: list[bytes] = []
         while self._expiry and self._expiry[0][0] / 1000 <= now:
             expires_ms, key, publisher = heapq.heappop(self._expiry)
-            held = self._keys.get(key)
-            entry = held.get(publisher) if held else None
-            if held is None or entry is None or entry.expires_ms != expires_ms:
+            if not self._is_current(expires_ms, key, publisher):
                 continue  # superseded by a newer entry with its own heap item
             self.remove(key, publisher)
             if key not in self._keys:

@@ -139,7 +139,7 @@ def test_expiry_removes_entries_exactly_at_their_deadline() -> None:
     store.put(presence(2, PHONE, expires=T0 + 20))
     store.put(presence(3, PHONE, seq=1, expires=T0 + 5))
     store.put(presence(3, PHONE, seq=2, expires=T0 + 30))  # supersedes the T0+5 heap item
-    assert store.next_expiry() == T0 + 5
+    assert store.next_expiry() == T0 + 10  # the superseded T0+5 item is skipped
     assert store.expire(T0 + 5) == [] and len(store) == 3
     assert store.expire(T0 + 9.999) == [] and len(store) == 3
     assert store.expire(T0 + 10) == [] and len(store) == 2
