@@ -128,9 +128,7 @@ class SecureChannel:
 
     def _open(self, frame: bytes) -> list[bytes]:
         if len(frame) > self.config.max_frame_size:
-            raise FrameTooLarge(
-                f"frame of {len(frame)} bytes", size=len(frame), limit=self.config.max_frame_size
-            )
+            raise FrameTooLarge(f"frame of {len(frame)} bytes", size=len(frame), limit=self.config.max_frame_size)
         record = self._receive.decrypt_with_ad(b"", frame)
         self.frames_received += 1
         if not record:

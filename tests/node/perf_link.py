@@ -59,8 +59,9 @@ async def link_numbers(messages: int, size: int) -> dict[str, float]:
         await link.wait_closed()
 
     out: dict[str, float] = {}
-    async with serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None,
-                     max_size=65536) as server:
+    async with serve(
+        handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None, max_size=65536
+    ) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         me = Identity.generate()
         dials = []
@@ -72,8 +73,9 @@ async def link_numbers(messages: int, size: int) -> dict[str, float]:
         out["dial_handshake_identify_ms_median"] = statistics.median(dials) * 1000
         body = bytes(size)
         for coalesce in (False, True):
-            link = await dial(url, me, KEY, server_id.peer_id, 5.0,
-                              config=LinkConfig(ping_interval=0, coalesce=coalesce))
+            link = await dial(
+                url, me, KEY, server_id.peer_id, 5.0, config=LinkConfig(ping_interval=0, coalesce=coalesce)
+            )
             received.clear()
             frames_before = link.channel.frames_sent
             start = time.perf_counter()

@@ -11,9 +11,9 @@ import pytest
 from node.errors import DecodeError, DecryptError, LocalProtocolError
 from node.noise import TAGLEN, CipherState, HandshakeState, KeyPair
 
-VECTORS = json.loads(
-    (pathlib.Path(__file__).parent / "vectors" / "noise_xx_25519_chachapoly_sha256.json").read_text()
-)["vectors"]
+VECTORS = json.loads((pathlib.Path(__file__).parent / "vectors" / "noise_xx_25519_chachapoly_sha256.json").read_text())[
+    "vectors"
+]
 HANDSHAKE_MESSAGES = 3
 
 

@@ -73,16 +73,23 @@ async def make_peer() -> AsyncIterator[Callable[..., asyncio.Future[Peer]]]:
         async def handler(ws: ServerConnection) -> None:
             peer = holder[0]
             try:
-                link = await accept(ws, ident, key, timeout, handlers=peer.handlers,
-                                    config=LinkConfig(handshake_timeout=timeout, agent="test-server"))
+                link = await accept(
+                    ws,
+                    ident,
+                    key,
+                    timeout,
+                    handlers=peer.handlers,
+                    config=LinkConfig(handshake_timeout=timeout, agent="test-server"),
+                )
             except P2PError as exc:
                 peer.errors.append(exc)
                 return
             peer.links.append(link)
             await link.wait_closed()
 
-        server = await serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)],
-                             compression=None, max_size=65536)
+        server = await serve(
+            handler, "127.0.0.1", 0, subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None, max_size=65536
+        )
         port = server.sockets[0].getsockname()[1]
         peer = Peer(ident, server, f"ws://127.0.0.1:{port}")
         holder.append(peer)
@@ -128,9 +135,7 @@ async def test_dial_identify_request_oneway(make_peer: Callable[..., asyncio.Fut
         assert await link.request("/test/echo/1", big) == b"echo:" + big  # chunked over many frames
         server_link = server.links[0]
         assert server_link.remote_peer == me.peer_id
-        assert server_link.remote_info.observed_addr == link.ws.remote_address[0] + ":" + str(
-            link.ws.remote_address[1]
-        )
+        assert server_link.remote_info.observed_addr == link.ws.remote_address[0] + ":" + str(link.ws.remote_address[1])
     finally:
         await link.close("done")
     await asyncio.wait_for(server.links[0].wait_closed(), 5)
