@@ -22,7 +22,7 @@ from im.messaging import Messenger
 from im.metrics import ImMetrics
 from im.sessions import Push, Session, SessionRegistry, SessionSink
 
-__all__ = ["Connection", "ImService", "ServiceOptions"]
+__all__ = ["Connection", "ImService", "PresenceHook", "ServiceOptions"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ class ServiceOptions:
 
 
 Handler = Callable[[Connection, pb.ClientFrame], Awaitable[pb.ServerFrame]]
+
+#: called with (user, device ids on this node) whenever that set changes; () = none left
+PresenceHook = Callable[[str, tuple[str, ...]], None]
 
 
 class ImService:
@@ -88,6 +91,7 @@ class ImService:
             "ping": self._ping,
         }
         self._anonymous = {"register", "login", "resume", "ping"}
+        self.presence_hooks: list[PresenceHook] = []
 
     async def handle(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         op = frame.WhichOneof("op")
@@ -172,6 +176,7 @@ class ImService:
         conn.session = session
         if self.registry.add(session) and not was_online:
             self._announce(user, online=True)
+        self._devices_changed(user)
         log.info("= session opened user=%s device=%s", user, device)
         return pb.ServerFrame(
             session=pb.Session(
@@ -200,6 +205,7 @@ class ImService:
         if self.registry.remove(session):
             self._announce(session.user, online=False)
             log.info("= session closed user=%s device=%s (last device)", session.user, session.device)
+        self._devices_changed(session.user)
         await self.messenger.flush_cursors()
 
     # ------------------------------------------------------------------ messages
@@ -227,6 +233,12 @@ class ImService:
         return pb.ServerFrame(page=page)
 
     # ------------------------------------------------------------------ presence
+
+    def _devices_changed(self, user: str) -> None:
+        if self.presence_hooks:
+            devices = tuple(s.device for s in self.registry.sessions_of(user))
+            for hook in self.presence_hooks:
+                hook(user, devices)
 
     def presence_of(self, user: str) -> pb.Presence:
         since = self.registry.online_since.get(user)
