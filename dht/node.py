@@ -210,6 +210,13 @@ class EvictionCheck:
     peer: bytes
 
 
+@dataclass(slots=True, eq=False)
+class Probe:
+    """A PING to a newly linked peer: if it answers as a server, ``_saw_server`` adds it."""
+
+    peer: bytes
+
+
 class DhtProtocol:
     """One node's Kademlia state machine. See the module docstring for the I/O contract."""
 
@@ -298,6 +305,23 @@ class DhtProtocol:
     def set_server(self, server: bool) -> None:
         """Switch between server mode (reachable: answer queries) and client mode."""
         self.server = server
+
+    def ping(self, peer: bytes, now: float) -> None:
+        """PING ``peer`` (a new link): a server's answer enters the routing table (§2.2); no event."""
+        if peer != self.peer:
+            self.stats.requests_sent += 1
+            self.rpc.send_request(peer, Ping(), now, owner=Probe(peer), server=self.server, addrs=self._my_addrs())
+
+    def addrs_of(self, peer: bytes) -> tuple[str, ...]:
+        """Addresses known for ``peer``: its routing-table contact, else a running lookup's candidate."""
+        contact = self.table.get(peer)
+        if contact is not None and contact.addrs:
+            return contact.addrs
+        for task in self.tasks.values():
+            cand = task.lookup.candidates.get(peer)
+            if cand is not None and cand.addrs:
+                return tuple(cand.addrs)
+        return ()
 
     def bootstrap(self, peers: Iterable[PeerInfo], now: float) -> int:
         """Join through ``peers`` (§2.3): look up our own id; emits ``BootstrapCompleted``."""
@@ -409,7 +433,7 @@ class DhtProtocol:
         if msg.server:
             self._saw_server(peer, msg.sender_addrs, now)
         owner = req.owner
-        if isinstance(owner, EvictionCheck):
+        if isinstance(owner, EvictionCheck | Probe):
             return  # the LRS contact answered: _saw_server moved it to the tail (§2.2)
         if not isinstance(owner, Task):  # pragma: no cover - every request has one of two owners
             return
@@ -443,6 +467,8 @@ class DhtProtocol:
         if isinstance(owner, EvictionCheck):
             self.table.remove(owner.peer)  # §2.2: the LRS contact is gone; promote a replacement
             return
+        if isinstance(owner, Probe):
+            return  # not a server (or gone): nothing to forget
         self.table.record_failure(req.peer)
         if not isinstance(owner, Task):  # pragma: no cover
             return

@@ -192,3 +192,32 @@ def test_remote_garbage_is_counted_not_raised(make_node: Callable[..., DhtProtoc
     assert a.stats.unexpected_responses == 1
     a.request_failed(req.peer, req.request_id, T0)  # already settled: ignored
     assert a.stats.transport_failures == 0
+
+
+def test_ping_adds_a_server_to_the_table_and_not_a_client(make_node: Callable[..., DhtProtocol]) -> None:
+    """What the adapter does on LinkUp: a PING; only a server's answer enters the table (§2.2)."""
+    a, server, client = make_node(1), make_node(2), make_node(3, server=False)
+    hub = Hub([a, server, client])
+    a.ping(server.peer, T0)
+    a.ping(client.peer, T0)  # a client answers nothing: the probe times out quietly
+    a.ping(a.peer, T0)  # never ourselves
+    hub.run(T0)
+    assert server.peer in a.table and client.peer not in a.table
+    assert a.addrs_of(server.peer) == server.addrs
+    assert a.get_timer() == T0 + a.config.rpc_timeout
+    a.handle_timer(T0 + a.config.rpc_timeout)
+    assert a.stats.timeouts == 1 and len(a.table) == 1 and a.next_event() is None
+    assert a.addrs_of(client.peer) == ()
+
+
+def test_addrs_of_a_peer_only_a_running_lookup_knows(make_node: Callable[..., DhtProtocol]) -> None:
+    """The adapter dials peers that are not linked with the addresses a lookup learned."""
+    a = make_node(1)
+    far = make_node(7)
+    lookup_seed = PeerInfo(far.peer, ("ws://10.0.0.7:7400",))
+    handle = a.bootstrap([lookup_seed], T0)
+    assert handle in a.tasks and a.addrs_of(far.peer) == ("ws://10.0.0.7:7400",)
+    [cmd] = a.messages_to_send()
+    assert isinstance(cmd, SendRequest) and cmd.peer == far.peer
+    a.request_failed(far.peer, cmd.request_id, T0)
+    assert a.stats.transport_failures == 1 and a.addrs_of(far.peer) == ()
