@@ -15,9 +15,11 @@ Close codes (documented in docs/protocol.md):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
@@ -33,7 +35,7 @@ from im.sessions import Push, Session, SessionSink
 from node.metrics import Counter, Histogram
 from store.errors import StoreError
 
-__all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES"]
+__all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES", "REQUEST_ID"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ KICK_CLOSE_CODES: dict[int, int] = {
     pb.ADMIN: 4005,
     pb.SHUTDOWN: 1001,
 }
+#: "c<connection>/r<request id>" while a client request is served (log records carry it: timnode/logs.py)
+REQUEST_ID: ContextVar[str] = ContextVar("timnode_request_id", default="")
 _FLOOD_STREAK = 200  # consecutive rate-limited requests before the connection is closed
 
 
@@ -76,6 +80,7 @@ class Outbox:
         self._scheduled = False
         self._draining = False
         self._close_task: asyncio.Future[None] | None = None  # the closing handshake, kept referenced
+        self._drain_task: asyncio.Future[None] | None = None
 
     def put(self, data: bytes | str) -> bool:
         """Queue a frame; False when the outbox is full (the caller closes the connection)."""
@@ -108,7 +113,7 @@ class Outbox:
             return
         if ws.paused:
             self._draining = True
-            asyncio.ensure_future(self._drain_then_flush())
+            self._drain_task = asyncio.ensure_future(self._drain_then_flush())
             return
         count = len(self._queue)
         for item in self._queue:
@@ -142,6 +147,7 @@ class ClientConnection:
         self.codec = codec_for(ws.subprotocol)
         remote = ws.remote_address
         self.address = str(remote[0]) if remote else "?"
+        self.conn_id = next(gateway.conn_ids)
         self.session: Session | None = None
         self.sink: SessionSink = self
         now = gateway.now()
@@ -177,7 +183,10 @@ class ClientConnection:
         try:
             frame = self.codec.decode_client(data)
         except DecodeError as exc:
-            self._reply_error(0, exc)
+            if wait > 0:  # a flood of garbage is a flood too
+                self._rate_limited(0, wait)
+            else:
+                self._reply_error(0, exc)
             return
         if wait > 0:
             self._rate_limited(frame.id, wait)
@@ -200,6 +209,7 @@ class ClientConnection:
         self._reply_error(request_id, ImError(pb.RATE_LIMITED, "request rate over the limit", retry_after=wait))
 
     async def _serve(self, frame: pb.ClientFrame, started: float) -> None:
+        REQUEST_ID.set(f"c{self.conn_id}/r{frame.id}")  # this task's context only
         op = frame.WhichOneof("op") or "unknown"
         try:
             reply = await self.gateway.service.handle(self, frame)
@@ -277,6 +287,7 @@ class Gateway:
         self._latency: dict[str, Histogram] = {}
         self._errors: dict[int, Counter] = {}
         self.connections: set[ClientConnection] = set()
+        self.conn_ids = itertools.count(1)
         self._per_address: dict[str, int] = {}
         self.stats = {"connections_total": 0, "rate_limited": 0, "errors": 0, "refused": 0}
 

@@ -155,3 +155,15 @@ async def test_half_open_and_abrupt_disconnects_do_not_leak_sessions(node: NodeP
     with urllib.request.urlopen(node.http_url + "/healthz", timeout=5) as resp:
         health = json.load(resp)
     assert health["sessions"] == 0 and health["connections"] == 0
+
+
+async def test_garbage_flood_is_closed_as_a_flood(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory("--rate-limit", "20", "--rate-burst", "20")
+    async with await open_proto(node) as ws:
+        for _ in range(400):
+            await ws.send(b"\xff\xff\xff")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4004
+    await assert_node_serves(node)
