@@ -21,8 +21,9 @@ import contextlib
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from websockets.asyncio.client import ClientConnection, connect
@@ -45,7 +46,18 @@ from node.handshake import HandshakeComplete, HandshakeFailed, HandshakeProtocol
 from node.identity import Identity, PeerId
 from node.secure import ChannelConfig, SecureChannel
 
-__all__ = ["SUBPROTOCOL", "Handler", "Handlers", "IdentifyInfo", "Link", "LinkConfig", "accept", "dial"]
+__all__ = [
+    "SUBPROTOCOL",
+    "Handler",
+    "Handlers",
+    "IdentifyInfo",
+    "Link",
+    "LinkConfig",
+    "MessageStream",
+    "accept",
+    "dial",
+    "establish",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +66,30 @@ PROTOCOL_VERSION = "timnode.peer/1"
 CLOSE_BASE = 4000
 
 Handler = Callable[["Link", bytes], "bytes | None | Awaitable[bytes | None]"]
+
+
+class MessageStream(Protocol):
+    """A message-oriented, reliable, ordered transport other than WebSocket (``nat``'s ``rtc``
+    data channel, ``relay`` circuit) that a ``Link`` can run over, exactly as over a WebSocket.
+
+    ``recv()`` raises ``websockets.exceptions.ConnectionClosed`` once closed; iteration ends
+    at close; ``remote_address`` is a ``(host, port)`` tuple or ``None``.
+    """
+
+    remote_address: Any
+
+    async def send(self, message: bytes) -> None: ...
+
+    async def recv(self) -> bytes | str: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes | str]: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def abort(self) -> None: ...
+
+
+Stream = Connection | MessageStream
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +153,7 @@ class Handlers:
         return tuple(sorted(self._handlers))
 
 
-def _addr(ws: Connection) -> str:
+def _addr(ws: Stream) -> str:
     try:
         host, port = ws.remote_address[:2]
     except (TypeError, ValueError):
@@ -184,12 +220,42 @@ async def accept(
     return await _establish(ws, hs, identity, config, handlers or Handlers(), f"link from {_addr(ws)}")
 
 
+async def establish(
+    stream: MessageStream,
+    identity: Identity,
+    network_key: bytes,
+    *,
+    initiator: bool,
+    expected_peer: PeerId | None = None,
+    config: LinkConfig | None = None,
+    handlers: Handlers | None = None,
+    what: str = "link",
+) -> Link:
+    """Run the same handshake and Identify as ``dial``/``accept`` over another transport."""
+    config = config or LinkConfig()
+    hs = HandshakeProtocol(
+        initiator=initiator,
+        identity=identity,
+        network_key=network_key,
+        now=_now(),
+        expected_peer=expected_peer if initiator else None,
+        timeout=config.handshake_timeout,
+        channel_config=config.channel,
+    )
+    link = await _establish(stream, hs, identity, config, handlers or Handlers(), what)
+    if expected_peer is not None and link.remote_peer != expected_peer:
+        await link.close("unexpected peer", AbortCode.PEER_ID_MISMATCH)
+        message = f"{what}: peer is {link.remote_peer}, not {expected_peer}"
+        raise HandshakeError(message, code=AbortCode.PEER_ID_MISMATCH)
+    return link
+
+
 def _now() -> float:
     return asyncio.get_running_loop().time()
 
 
 async def _establish(
-    ws: Connection, hs: HandshakeProtocol, identity: Identity, config: LinkConfig, handlers: Handlers, what: str
+    ws: Stream, hs: HandshakeProtocol, identity: Identity, config: LinkConfig, handlers: Handlers, what: str
 ) -> Link:
     timeout = hs.get_timer()
     assert timeout is not None
@@ -213,7 +279,7 @@ async def _establish(
     return link
 
 
-async def _handshake(ws: Connection, hs: HandshakeProtocol) -> HandshakeComplete:
+async def _handshake(ws: Stream, hs: HandshakeProtocol) -> HandshakeComplete:
     while True:
         for data in hs.data_to_send():
             await ws.send(data)
@@ -228,7 +294,7 @@ async def _handshake(ws: Connection, hs: HandshakeProtocol) -> HandshakeComplete
         hs.receive_data(message, _now())
 
 
-async def _refuse(ws: Connection, hs: HandshakeProtocol, what: str, exc: P2PError | None = None) -> None:
+async def _refuse(ws: Stream, hs: HandshakeProtocol, what: str, exc: P2PError | None = None) -> None:
     code = exc.code if isinstance(exc, HandshakeError) else AbortCode.TIMEOUT
     reason = str(exc) if exc else "handshake timed out"
     log.warning("%s refused: %s", what, reason)
@@ -243,7 +309,7 @@ class Link:
 
     def __init__(
         self,
-        ws: Connection,
+        ws: Stream,
         channel: SecureChannel,
         identity: Identity,
         remote_peer: PeerId,
@@ -497,7 +563,10 @@ class Link:
             self._drained.set()
             ws_code = 1000 if code is AbortCode.NORMAL else CLOSE_BASE + code
             if code is AbortCode.TIMEOUT:  # the peer is unresponsive: no closing handshake to wait for
-                self.ws.transport.abort()
+                if isinstance(self.ws, Connection):
+                    self.ws.transport.abort()
+                else:
+                    self.ws.abort()
             else:
                 with contextlib.suppress(ConnectionClosed, OSError):
                     await self.ws.close(ws_code, reason[:120])

@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 PEX_PROTOCOL = "/timnode/pex/1"
 PEX_MAX_PEERS = 64
+PROBE_AGENT_SUFFIX = "+probe"  # Identify agent of a dial-back probe (nat/autonat.py): never registered
+_TRANSPORT_RANK = {"relay": 0}  # a direct link (ws, rtc: 1) replaces a relayed one, never the reverse
 
 PeerHandler = Callable[[PeerId, bytes], "bytes | None | Awaitable[bytes | None]"]
 
@@ -216,6 +218,18 @@ class LinkManager:
         """One-way message to ``peer``'s ``protocol`` handler. Raises ``NotLinked``, ``LinkClosed``."""
         await self.link(peer).send(protocol, body)
 
+    def adopt(self, link: Link, direction: str, transport: str, via: str = "") -> bool:
+        """Keep a link established over another transport (``nat``: "rtc", "relay").
+
+        The same rules as for WebSocket links apply; a direct link replaces a relayed one to
+        the same peer (upgrade) and a relayed one never replaces a direct one. True if kept.
+        """
+        return self._register(link, direction, via, transport)
+
+    def transport_of(self, peer: PeerId) -> str | None:
+        entry = self._links.get(peer)
+        return None if entry is None else entry.transport
+
     async def connect(self, url: str, expected: PeerId | None = None) -> PeerId:
         """Dial ``ws://host:port`` now and return the linked PeerId (raises the dial's error)."""
         link = await dial(
@@ -277,10 +291,17 @@ class LinkManager:
             )
         except P2PError:
             return  # logged by accept(), the WebSocket is closed
+        if link.remote_info.agent.endswith(PROBE_AGENT_SUFFIX):
+            await link.wait_closed()  # a reachability dial-back: proven, not a peer link
+            return
         self._register(link, "inbound")
         await link.wait_closed()  # the WebSocket lives as long as this handler
 
     # -- internals: links -----------------------------------------------------------------------------
+
+    def link_config(self) -> LinkConfig:
+        """The configuration links of this manager run with (other transports use it too)."""
+        return self._link_config()
 
     def _link_config(self) -> LinkConfig:
         return LinkConfig(
@@ -293,7 +314,7 @@ class LinkManager:
             listen_addrs=self.listen_addrs,
         )
 
-    def _register(self, link: Link, direction: str, via: str = "") -> bool:
+    def _register(self, link: Link, direction: str, via: str = "", transport: str = "ws") -> bool:
         """Keep ``link`` or close it (self, duplicate, limit, shutdown); True if kept."""
         peer = link.remote_peer
         if peer == self.local_peer:
@@ -304,7 +325,7 @@ class LinkManager:
             self._spawn(link.close("node shutting down", AbortCode.SHUTDOWN))
             return False
         old = self._links.get(peer)
-        if old is not None and not _keep_new(self.local_peer, peer, old.direction, direction):
+        if old is not None and not _keep_new(self.local_peer, peer, old.direction, direction, old.transport, transport):
             self._spawn(link.close("duplicate link"))
             return False
         if old is None and len(self._links) >= self.config.max_links:
@@ -313,13 +334,18 @@ class LinkManager:
             return False
         remote_host = split_host_port(link.remote_addr)[0] if link.remote_addr else ""
         addrs = dialable_addrs(link.remote_info.listen_addrs, remote_host)
-        entry = LinkEntry(link, direction, time.time(), addrs)
+        entry = LinkEntry(link, direction, time.time(), addrs, transport)
         self._links[peer] = entry
         self.book.link_up(peer, addrs, _now(), via)
         self._spawn(self._watch(entry))
         if old is not None:
-            log.info("= duplicate link with %s: keeping the %s one", peer.short(), direction)
-            self._spawn(old.link.close("duplicate link"))
+            if old.transport != transport:
+                log.info("= link with %s moves from %s to %s", peer.short(), old.transport, transport)
+                entry.addrs = old.addrs or addrs
+                entry.since = old.since
+            else:
+                log.info("= duplicate link with %s: keeping the %s one", peer.short(), direction)
+            self._spawn(old.link.close("duplicate link" if old.transport == transport else f"moved to {transport}"))
             return True
         log.info("= linked with %s (%s, %s)", peer, direction, ", ".join(addrs) or "no address")
         self._emit(LinkUp(peer=peer, direction=direction, addrs=addrs))
@@ -427,12 +453,23 @@ class LinkManager:
                 self._spawn(self._exchange(peer))
 
 
-def _keep_new(local: PeerId, remote: PeerId, old_direction: str, new_direction: str) -> bool:
-    """Which of two links to one peer survives: the one dialled by the smaller PeerId.
+def _keep_new(
+    local: PeerId,
+    remote: PeerId,
+    old_direction: str,
+    new_direction: str,
+    old_transport: str = "ws",
+    new_transport: str = "ws",
+) -> bool:
+    """Which of two links to one peer survives: a direct one over a relayed one, else the one
+    dialled by the smaller PeerId.
 
     Both ends evaluate this with the roles swapped and reach the same answer. Two links in
     the same direction mean the dialler redialled (restart, or it missed the close): keep the new.
     """
+    old_rank, new_rank = _TRANSPORT_RANK.get(old_transport, 1), _TRANSPORT_RANK.get(new_transport, 1)
+    if old_rank != new_rank:
+        return new_rank > old_rank
     if old_direction == new_direction:
         return True
     local_dialled_winner = local.bytes < remote.bytes

@@ -107,6 +107,12 @@ def _peers_main(argv: list[str]) -> int:
         return 0
     out = [f"{doc['peer_id']}  network {doc['network']}  {', '.join(doc['addresses'])}"]
     out.append(f"{len(doc['peers'])} linked (max {doc['max_links']}), {doc['known']} known")
+    if "reachability" in doc:
+        relays = ", ".join(r[:16] + "…" for r in doc.get("relays", [])) or "-"
+        out.append(
+            f"reachability {doc['reachability']}, NAT mapping {doc.get('nat_mapping', 'unknown')}, "
+            f"public address {doc.get('public_address') or '-'}, relays {relays}"
+        )
     out.append(f"{'PEER':<53} {'TRANSPORT':<9} {'DIR':<8} {'SINCE':<8} {'RTT ms':>8}  ADDRESS")
     for p in doc["peers"]:
         rtt = "-" if p["rtt_ms"] is None else f"{p['rtt_ms']:.2f}"

@@ -41,6 +41,10 @@ class NodeConfig:
     log_level: str = field(default="info", metadata={"help": "debug, info, warning or error"})
     log_format: str = field(default="text", metadata={"help": "text or json (one JSON object per line)"})
     no_mdns: bool = field(default=False, metadata={"help": "do not advertise or browse on the LAN (mDNS)"})
+    no_stun: bool = field(default=False, metadata={"help": "do not answer STUN on UDP at the node's port number"})
+    no_nat_traversal: bool = field(
+        default=False, metadata={"help": "no relays and no ICE hole punching (reachability checks only)"}
+    )
     advertise: str = field(default="", metadata={"help": "address peers should dial (default: the listen address)"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest WebSocket frame a client may send"})
     max_message_bytes: int = field(default=16384, metadata={"help": "largest message body (text or data)"})

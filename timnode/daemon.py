@@ -43,6 +43,7 @@ from im.messaging import MessageLimits, Messenger
 from im.metrics import ImMetrics
 from im.service import ImService, ServiceOptions
 from im.sessions import SessionRegistry
+from nat.service import NatConfig, NatService
 from node import netkey
 from node.identity import Identity
 from node.link import SUBPROTOCOL as PEER_SUBPROTOCOL
@@ -92,6 +93,7 @@ class Node:
         self.node_id = ""  # the PeerId (base58)
         self.links: LinkManager | None = None
         self.mdns: MdnsDiscovery | None = None
+        self.nat: NatService | None = None
         self.metrics_registry = CollectorRegistry()
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
@@ -180,6 +182,9 @@ class Node:
         for addr in self.config.bootstrap_addrs():
             self.links.add_bootstrap(addr)
         await self.links.start()
+        nat_config = NatConfig(stun=not self.config.no_stun, traversal=not self.config.no_nat_traversal)
+        self.nat = NatService(self.links, nat_config)
+        await self.nat.start(host, port)  # STUN on UDP at the bound port number, reachability, relays
         if not self.config.no_mdns:
             from node.mdns import MdnsDiscovery  # zeroconf is imported only when mDNS runs
 
@@ -248,7 +253,7 @@ class Node:
 
     def _peers(self, request: object) -> HttpReply:
         assert self.links is not None
-        return json_reply(self.links.status())
+        return json_reply(self.links.status() | (self.nat.status() if self.nat else {}))
 
     def _metrics(self, request: object) -> HttpReply:
         return HttpReply(200, generate_latest(self.metrics_registry), CONTENT_TYPE_LATEST)
@@ -280,6 +285,8 @@ class Node:
             self._flusher.cancel()
         if self.mdns is not None:
             await self.mdns.stop()
+        if self.nat is not None:
+            await self.nat.stop()
         if self.links is not None:
             await self.links.stop()
         if self.gateway is not None:
