@@ -5,11 +5,17 @@
     memory://                 in memory (no-store mode, tests)
     postgresql://...          PostgreSQL via asyncpg (also postgres://); ``?table=NAME``
                               picks the table (default ``records``)
+    shards:///ABS/shards.json a ShardedStore whose root shard that file names
+                              (``{"root": URL, ...}``, see ``store.sharded``)
 
 With a keyring the store is wrapped in ``SealedStore``. The caller calls ``open()``.
 """
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 from store.api import RecordStore
 from store.crypto import Keyring
@@ -18,9 +24,29 @@ from store.memory import MemoryStore
 from store.sealed import SealedStore
 from store.sqlite import SqliteStore
 
-__all__ = ["open_store", "sqlite_path"]
+__all__ = ["open_store", "open_raw", "sqlite_path", "SHARDS_SCHEME", "read_shards_file", "write_shards_file"]
 
 _SQLITE = "sqlite://"
+SHARDS_SCHEME = "shards://"
+
+
+def read_shards_file(path: str | os.PathLike[str]) -> str:
+    """The root shard URL that a ``shards.json`` names."""
+    try:
+        root = json.loads(Path(path).read_text())["root"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadStoreUrl(f"cannot read shard file {os.fspath(path)!r}: {exc}") from exc
+    if not isinstance(root, str) or root.startswith(SHARDS_SCHEME):
+        raise BadStoreUrl(f"shard file {os.fspath(path)!r} names no root store URL")
+    return root
+
+
+def write_shards_file(path: str | os.PathLike[str], root_url: str) -> None:
+    """Create ``shards.json`` naming ``root_url`` (the store adds the map cache on open)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps({"root": root_url}) + "\n")
+    tmp.replace(target)
 
 
 def sqlite_path(url: str) -> str:
@@ -29,6 +55,11 @@ def sqlite_path(url: str) -> str:
     if not path or path == "/" or "?" in path or "#" in path:
         raise BadStoreUrl(f"bad sqlite URL {url!r}: want sqlite:///ABS/PATH or sqlite://REL/PATH")
     return path
+
+
+def open_raw(url: str) -> RecordStore:
+    """An unsealed, unopened backend for a plain (not ``shards://``) URL."""
+    return _backend(url)
 
 
 def _backend(url: str) -> RecordStore:
@@ -41,7 +72,21 @@ def _backend(url: str) -> RecordStore:
         from store.postgres import PostgresStore  # asyncpg is an optional dependency
 
         return PostgresStore(url)
-    raise BadStoreUrl(f"unsupported store URL {url!r} (sqlite://, memory://, postgresql://)")
+    if url.startswith(SHARDS_SCHEME):
+        from store.sharded import ShardedStore
+
+        path = url[len(SHARDS_SCHEME) :]
+        root = read_shards_file(path)
+        if root.startswith(SHARDS_SCHEME):
+            raise BadStoreUrl("a shard cannot itself be sharded")
+        return ShardedStore(root, _plain_backend, cache_path=path)
+    raise BadStoreUrl(f"unsupported store URL {url!r} (sqlite://, memory://, postgresql://, shards://)")
+
+
+def _plain_backend(url: str) -> RecordStore:
+    if url.startswith(SHARDS_SCHEME):
+        raise BadStoreUrl("a shard cannot itself be sharded")
+    return _backend(url)
 
 
 def open_store(url: str, keyring: Keyring | None) -> RecordStore:

@@ -14,10 +14,13 @@ import pytest
 from store_helpers import PG_DSN, drop_pg_table, require_pg, with_table
 
 from store import Keyring, MemoryStore, RecordStore, SealedStore, SqliteStore
+from store.factory import open_raw
 from store.postgres import PostgresStore
+from store.sharded import ShardedStore, create_shards
 
 BACKENDS = [
     "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-threaded", "postgres", "postgres-sealed",
+    "sharded", "sharded-sealed",
 ]  # fmt: skip
 
 StoreFactory = Callable[[], RecordStore]
@@ -32,6 +35,11 @@ async def pg_table_dsn() -> AsyncIterator[str]:
     await drop_pg_table(PG_DSN, table)
 
 
+def mixed_shard_urls(tmp_path: Path, table: str) -> list[str]:
+    """Three shards: two SQLite files (the first is the root) and one PostgreSQL table."""
+    return [f"sqlite://{tmp_path}/shard0.db", f"sqlite://{tmp_path}/shard1.db", with_table(PG_DSN, table)]
+
+
 @pytest.fixture
 def keyring() -> Keyring:
     return Keyring(secrets.token_bytes(32))
@@ -40,7 +48,7 @@ def keyring() -> Keyring:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if name.startswith("postgres"):
+    if name.startswith(("postgres", "sharded")):
         require_pg()
     return name
 
@@ -50,11 +58,16 @@ async def make_store(backend: str, tmp_path: Path, keyring: Keyring) -> AsyncIte
     """Builds (unopened) stores over the same storage; reopening sees earlier writes."""
     table = f"t_{secrets.token_hex(8)}"
     memory = MemoryStore()
+    shard_urls = mixed_shard_urls(tmp_path, table)
+    if backend.startswith("sharded"):
+        await create_shards(shard_urls, open_raw)
 
     def build() -> RecordStore:
         inner: RecordStore
         if backend.startswith("memory"):
             inner = memory
+        elif backend.startswith("sharded"):
+            inner = ShardedStore(shard_urls[0], open_raw)
         elif backend.startswith("sqlite"):
             inner = SqliteStore(tmp_path / "store.db", threaded=backend == "sqlite-threaded")
         else:
@@ -62,7 +75,7 @@ async def make_store(backend: str, tmp_path: Path, keyring: Keyring) -> AsyncIte
         return SealedStore(inner, keyring) if backend.endswith("-sealed") else inner
 
     yield build
-    if backend.startswith("postgres"):
+    if backend.startswith(("postgres", "sharded")):
         await drop_pg_table(PG_DSN, table)
 
 

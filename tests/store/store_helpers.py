@@ -63,10 +63,12 @@ def with_table(dsn: str, table: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
 
 
-def run_and_kill(url: str, data_key: bytes, acks_before_kill: int = 3000) -> list[tuple[int, int]]:
+def run_and_kill(
+    url: str, data_key: bytes, acks_before_kill: int = 3000, helper: Path = HELPER
+) -> list[tuple[int, int]]:
     """Start the writer, SIGKILL it after ``acks_before_kill`` acks; every acked (writer, seq)."""
     proc = subprocess.Popen(
-        [sys.executable, str(HELPER), url, data_key.hex()],
+        [sys.executable, str(helper), url, data_key.hex()],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=REPO,

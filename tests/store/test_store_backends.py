@@ -184,5 +184,7 @@ async def test_bad_ops_are_type_errors(store: RecordStore) -> None:
 
 async def test_describe(store: RecordStore, backend: str) -> None:
     facts = store.describe()
-    assert facts["backend"] == {"memory": "memory", "sqlite": "sqlite", "postgres": "postgresql"}[backend.split("-")[0]]
+    assert facts["backend"] == {"memory": "memory", "sqlite": "sqlite", "postgres": "postgresql", "sharded": "sharded"}[
+        backend.split("-")[0]
+    ]
     assert facts.get("sealed", False) == backend.endswith("-sealed")

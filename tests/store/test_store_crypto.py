@@ -20,7 +20,7 @@ RING = Keyring(KEY)
 def test_round_trip_and_format() -> None:
     sealed = RING.seal(b"rec", b"hello")
     assert RING.unseal(b"rec", sealed) == b"hello"
-    assert sealed[:2] == b"\x01\x01"  # format 1, key version 1
+    assert sealed[:2] == b"\x03\x01"  # format 3 (AES-GCM-SIV), key version 1
     assert len(sealed) == 2 + 12 + len(b"hello") + 16
     assert RING.seal(b"rec", b"hello") != sealed  # random nonce
 
@@ -54,7 +54,7 @@ def test_rotation_keeps_old_versions_readable() -> None:
     assert ring.newest == 2 and ring.versions == [1, 2]
     assert ring.unseal(b"rec", sealed_v1) == b"old"
     sealed_v2 = ring.seal(b"rec", b"new")
-    assert sealed_v2[:2] == b"\x01\x02"
+    assert sealed_v2[:2] == b"\x03\x02"
     assert ring.unseal(b"rec", sealed_v2) == b"new"
     with pytest.raises(SealError):
         old.unseal(b"rec", sealed_v2)  # a node without v2 cannot read it
@@ -64,7 +64,7 @@ def test_two_byte_versions() -> None:
     ring = Keyring(OTHER, version=300)
     ring.add_version(KEY, 7)
     sealed = ring.seal(b"k", b"v")
-    assert sealed[:3] == b"\x02\x01\x2c"
+    assert sealed[:3] == b"\x04\x01\x2c"
     assert ring.unseal(b"k", sealed) == b"v"
     assert ring.unseal(b"k", Keyring(KEY, version=7).seal(b"k", b"w")) == b"w"
 

@@ -1,0 +1,573 @@
+"""``ShardedStore``: one RecordStore over N backends (any mix of SQLite and PostgreSQL).
+
+Placement (``store.shardmap``): ``slot_of(key)`` hashes the key's 17-byte partition prefix
+to one of 4096 slots; the ``ShardMap`` assigns slots to shards. On a shard a record lives
+at ``slot (2 bytes) || key``. The map is stored durably in shard 0 (the *root*) at the
+physical key ``0xFFFF "map"``; ``shards.json`` in the data directory names the root and
+caches the map for humans and tools.
+
+Reads: ``get``/``get_many`` go to the owner of each key's slot. A scan whose range lies
+inside one partition (``len(start) >= 17`` and ``end <= prefix_end(start[:17])``, as every
+IM scan) goes to one shard; any other scan visits every shard's non-empty slots and merges.
+
+Writes: a batch whose keys all live on one shard is passed through (that backend's group
+commit, unchanged guarantees). A batch spanning shards is committed by roll-forward:
+
+1. the *anchor* shard (the one holding the batch's ``Insert``s, else the first key's)
+   commits its ops plus an intent record ``0xFFFF "i/" txid`` holding the other ops, in
+   one atomic batch: a ``KeyExists`` there fails the whole batch, nothing applied;
+2. every other shard commits its ops plus a marker ``0xFFFF "a/" txid``, atomically;
+3. ``write()`` returns; later (batched) the intent, then the markers are deleted.
+
+Recovery (on ``open()``, and before the next write after a failed step 2) replays every
+intent on the shards whose marker is absent, so after a crash a batch is applied on all
+shards or on none. A marker makes replay idempotent and never re-applies stale values over
+newer writes. ``Insert``s must all fall on one shard (IM's send batch has one); a batch
+with ``Insert``s on two shards raises ``ValueError``. Isolation: a concurrent reader may
+see a cross-shard batch half applied while its ``write()`` is still running (each shard is
+read-committed, there is no global snapshot); once ``write()`` returned, all of it is
+visible.
+
+Rebalancing (``store.rebalance``) uses ``freeze()``/``thaw()``: writes touching a frozen
+slot wait; ``drain()`` waits for every read and write that started before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import os
+import secrets
+import struct
+import time
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from store.api import Delete, Insert, Op, Put, RecordStore, prefix_end
+from store.batch import check_ops, check_scan
+from store.errors import KeyExists, StoreError, StoreUnavailable
+from store.shardmap import PARTITION_BYTES, SLOT_COUNT, ShardMap, public_url, slot_of
+
+__all__ = [
+    "ShardedStore",
+    "create_shards",
+    "find_sharded",
+    "encode_ops",
+    "decode_ops",
+    "pages",
+    "SYSTEM_PREFIX",
+    "MAP_KEY",
+    "PFX",
+]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PREFIX = b"\xff\xff"
+MAP_KEY = SYSTEM_PREFIX + b"map"
+INTENT_PREFIX = SYSTEM_PREFIX + b"i/"
+APPLIED_PREFIX = SYSTEM_PREFIX + b"a/"
+PFX = [slot.to_bytes(2, "big") for slot in range(SLOT_COUNT + 1)]
+_LEN = struct.Struct(">I")
+_TAGS: dict[type, int] = {Put: 1, Insert: 2, Delete: 3}
+
+Opener = Callable[[str], RecordStore]
+
+
+def encode_ops(ops: Sequence[Op]) -> bytes:
+    """Serialise ops for an intent record: tag, key length, key[, value length, value]."""
+    out = bytearray()
+    for op in ops:
+        out.append(_TAGS[type(op)])
+        out += _LEN.pack(len(op.key)) + op.key
+        if type(op) is not Delete:
+            out += _LEN.pack(len(op.value)) + op.value  # type: ignore[union-attr]
+    return bytes(out)
+
+
+def decode_ops(raw: bytes) -> list[Op]:
+    ops: list[Op] = []
+    pos = 0
+    while pos < len(raw):
+        tag = raw[pos]
+        (klen,) = _LEN.unpack_from(raw, pos + 1)
+        key = raw[pos + 5 : pos + 5 + klen]
+        pos += 5 + klen
+        if tag == 3:
+            ops.append(Delete(key))
+            continue
+        (vlen,) = _LEN.unpack_from(raw, pos)
+        value = raw[pos + 4 : pos + 4 + vlen]
+        pos += 4 + vlen
+        ops.append(Put(key, value) if tag == 1 else Insert(key, value))
+    return ops
+
+
+def _physical(op: Op, prefix: bytes) -> Op:
+    kind = type(op)
+    if kind is Delete:
+        return Delete(prefix + op.key)
+    return kind(prefix + op.key, op.value)  # type: ignore[call-arg, union-attr]
+
+
+def _single_partition(start: bytes, end: bytes) -> bool:
+    return len(start) >= PARTITION_BYTES and end <= prefix_end(start[:PARTITION_BYTES])
+
+
+async def create_shards(urls: list[str], opener: Opener) -> ShardMap:
+    """Store a fresh even map over ``urls`` in the root ``urls[0]`` (which must have none).
+
+    For a new store only: rows already in the shards are not moved (use ``add_shard``).
+    """
+    new = ShardMap.even(urls)
+    root = opener(urls[0])
+    await root.open()
+    try:
+        if await root.get(MAP_KEY) is not None:
+            raise StoreError("the root shard already holds a shard map")
+        await root.write([Insert(MAP_KEY, new.encode())])
+    finally:
+        await root.close()
+    return new
+
+
+def find_sharded(store: RecordStore) -> ShardedStore | None:
+    """The ShardedStore inside wrappers (``.inner`` chains), if any."""
+    seen: RecordStore | None = store
+    while seen is not None:
+        if isinstance(seen, ShardedStore):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
+
+
+class ShardedStore(RecordStore):
+    """Routes every key to the shard owning its slot; cross-shard batches roll forward."""
+
+    backend = "sharded"
+
+    def __init__(
+        self, root_url: str, opener: Opener, *, cache_path: str | os.PathLike[str] | None = None, resume: bool = True
+    ) -> None:
+        self.root_url = root_url
+        self._opener = opener
+        self._cache_path = Path(cache_path) if cache_path is not None else None
+        self._resume = resume
+        self.map = ShardMap.single(root_url)
+        self._shards: dict[int, RecordStore] = {}
+        self._owner: list[int] = list(self.map.slots)
+        self._opened = False
+        self._frozen: dict[int, asyncio.Event] = {}
+        self._epoch = 0
+        self._inflight: dict[int, int] = {}
+        self._drain_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._failed: list[tuple[int, bytes, list[Op]]] = []
+        self._cleanups: list[tuple[int, bytes, list[int]]] = []
+        self._cleaner: asyncio.Task[None] | None = None
+        self._recovering = asyncio.Lock()
+        self._counter = itertools.count()
+        self.rebalance_lock = asyncio.Lock()
+        self.rebalancer: asyncio.Task[None] | None = None
+        self.rebalance_error = ""
+        self.cross_shard_batches = 0
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        root = self._opener(self.root_url)
+        await root.open()
+        self._shards = {0: root}
+        try:
+            raw = await root.get(MAP_KEY)
+            if raw is None:
+                await root.write([Put(MAP_KEY, self.map.encode())])
+            else:
+                self.map = ShardMap.decode(raw)
+            for sid, url in self.map.shards.items():
+                if sid:
+                    await self.attach(sid, url)
+            self._owner = list(self.map.slots)
+            self._opened = True
+            await self.recover()
+        except BaseException:
+            await self._close_shards()
+            self._opened = False
+            raise
+        self._write_cache()
+        if self._resume and self.map.busy:
+            from store.rebalance import start_rebalance
+
+            start_rebalance(self)
+
+    async def close(self) -> None:
+        if not self._opened:
+            return
+        if self.rebalancer is not None and not self.rebalancer.done():
+            self.rebalancer.cancel()
+            await asyncio.gather(self.rebalancer, return_exceptions=True)
+        await self.flush_cleanups(quiet=True)
+        self._opened = False
+        await self._close_shards()
+
+    async def _close_shards(self) -> None:
+        shards, self._shards = self._shards, {}
+        for shard in shards.values():
+            await shard.close()
+
+    async def attach(self, sid: int, url: str) -> None:
+        """Open shard ``sid`` (a new rebalance target, or one of the map's on open)."""
+        if sid in self._shards:
+            return
+        shard = self._opener(url)
+        await shard.open()
+        self._shards[sid] = shard
+
+    async def detach(self, sid: int) -> None:
+        shard = self._shards.pop(sid, None)
+        if shard is not None:
+            await shard.close()
+
+    def shard(self, sid: int) -> RecordStore:
+        return self._shards[sid]
+
+    # ---- reads --------------------------------------------------------------------------
+
+    async def get(self, key: bytes) -> bytes | None:
+        slot = slot_of(key)
+        epoch = self._enter()
+        try:
+            return await self._shards[self._owner[slot]].get(PFX[slot] + key)
+        finally:
+            self._leave(epoch)
+
+    async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        self._require_open()
+        owner = self._owner
+        by_shard: dict[int, list[bytes]] = {}
+        for key in dict.fromkeys(keys):
+            slot = slot_of(key)
+            by_shard.setdefault(owner[slot], []).append(PFX[slot] + key)
+        epoch = self._enter()
+        try:
+            found = await asyncio.gather(*(self._shards[sid].get_many(pk) for sid, pk in by_shard.items()))
+        finally:
+            self._leave(epoch)
+        return {k[2:]: v for part in found for k, v in part.items()}
+
+    async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
+        self._require_open()
+        if not check_scan(start, end, limit):
+            return []
+        epoch = self._enter()
+        try:
+            if _single_partition(start, end):
+                slot = slot_of(start)
+                pfx = PFX[slot]
+                rows = await self._shards[self._owner[slot]].scan(pfx + start, pfx + end, limit=limit, reverse=reverse)
+                return [(k[2:], v) for k, v in rows]
+            owner = self._owner
+            parts = await asyncio.gather(
+                *(self._scan_shard(sid, owner, start, end, limit, reverse) for sid in list(self._shards))
+            )
+        finally:
+            self._leave(epoch)
+        merged = heapq.merge(*(rows for part in parts for rows in part), key=lambda kv: kv[0], reverse=reverse)
+        return list(itertools.islice(merged, limit))
+
+    async def _scan_shard(
+        self, sid: int, owner: list[int], start: bytes, end: bytes, limit: int, reverse: bool
+    ) -> list[list[tuple[bytes, bytes]]]:
+        """Per non-empty owned slot of shard ``sid``: its rows in ``[start, end)``."""
+        owned = [slot for slot in range(SLOT_COUNT) if owner[slot] == sid]
+        shard = self._shards[sid]
+        out: list[list[tuple[bytes, bytes]]] = []
+        i = 0
+        while i < len(owned):
+            probe = await shard.scan(PFX[owned[i]], PFX[SLOT_COUNT], limit=1)
+            if not probe:
+                break
+            i = bisect_left(owned, int.from_bytes(probe[0][0][:2], "big"), i)
+            if i >= len(owned):
+                break
+            slot = owned[i]
+            if PFX[slot] != probe[0][0][:2]:
+                continue  # rows of a slot this shard does not own (mid-rebalance): skip
+            rows = await shard.scan(PFX[slot] + start, PFX[slot] + end, limit=limit, reverse=reverse)
+            if rows:
+                out.append([(k[2:], v) for k, v in rows])
+            i += 1
+        return out
+
+    # ---- writes -------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        checked = check_ops(ops)
+        self._require_open()
+        if self._failed:
+            await self._retry_failed()
+        if not checked:
+            return
+        slots = [slot_of(op.key) for op in checked]
+        while self._frozen:
+            event = next((self._frozen[s] for s in slots if s in self._frozen), None)
+            if event is None:
+                break
+            await event.wait()
+        epoch = self._enter()
+        try:
+            owner = self._owner
+            parts: dict[int, list[Op]] = {}
+            for op, slot in zip(checked, slots, strict=True):
+                parts.setdefault(owner[slot], []).append(_physical(op, PFX[slot]))
+            if len(parts) == 1:
+                sid, phys = parts.popitem()
+                await self._shards[sid].write(phys)
+            else:
+                await self._write_across(checked, slots, parts)
+        except KeyExists as exc:
+            raise KeyExists(exc.key[2:]) from None
+        finally:
+            self._leave(epoch)
+
+    async def _write_across(self, ops: tuple[Op, ...], slots: list[int], parts: dict[int, list[Op]]) -> None:
+        owner = self._owner
+        anchors = {owner[s] for op, s in zip(ops, slots, strict=True) if type(op) is Insert}
+        if len(anchors) > 1:
+            raise ValueError("a batch spanning shards may hold Inserts on one shard only")
+        anchor = anchors.pop() if anchors else owner[slots[0]]
+        remote = [op for op, s in zip(ops, slots, strict=True) if owner[s] != anchor]
+        txid = struct.pack(">QI", time.time_ns(), next(self._counter) & 0xFFFFFFFF) + secrets.token_bytes(4)
+        await self._shards[anchor].write([*parts[anchor], Put(INTENT_PREFIX + txid, encode_ops(remote))])
+        self.cross_shard_batches += 1
+        targets = [sid for sid in parts if sid != anchor]
+        try:
+            results = await asyncio.gather(
+                *(self._shards[sid].write([*parts[sid], Put(APPLIED_PREFIX + txid, b"")]) for sid in targets),
+                return_exceptions=True,
+            )
+        except BaseException:  # cancelled: the anchor committed, finish it before the next write
+            self._failed.append((anchor, txid, remote))
+            raise
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self._failed.append((anchor, txid, remote))
+            raise StoreUnavailable(f"cross-shard batch half applied, will roll forward: {errors[0]}") from errors[0]
+        self._queue_cleanup(anchor, txid, targets)
+
+    # ---- intents: roll forward and clean up ---------------------------------------------
+
+    async def recover(self) -> int:
+        """Roll forward every intent left on any shard, delete orphan markers; returns count."""
+        async with self._recovering:
+            await self.flush_cleanups(quiet=True)
+            intents: list[tuple[int, bytes, list[Op]]] = []
+            for sid, shard in list(self._shards.items()):
+                for key, raw in await _scan_all(shard, INTENT_PREFIX):
+                    intents.append((sid, key[len(INTENT_PREFIX) :], decode_ops(raw)))
+            intents.sort(key=lambda item: item[1])  # txids start with a timestamp: replay in order
+            for anchor, txid, remote in intents:
+                await self._roll_forward(anchor, txid, remote)
+            await self.flush_cleanups()
+            for shard in list(self._shards.values()):
+                orphans = [Delete(k) for k, _ in await _scan_all(shard, APPLIED_PREFIX)]
+                if orphans:
+                    await shard.write(orphans)
+            self._failed.clear()
+            if intents:
+                log.info("= rolled forward %d cross-shard batches", len(intents))
+            return len(intents)
+
+    async def _roll_forward(self, anchor: int, txid: bytes, remote: list[Op]) -> None:
+        owner = self._owner
+        parts: dict[int, list[Op]] = {}
+        for op in remote:
+            slot = slot_of(op.key)
+            parts.setdefault(owner[slot], []).append(_physical(op, PFX[slot]))
+        marker = APPLIED_PREFIX + txid
+        for sid, phys in parts.items():
+            if await self._shards[sid].get(marker) is None:
+                await self._shards[sid].write([*phys, Put(marker, b"")])
+        self._queue_cleanup(anchor, txid, list(parts))
+
+    async def _retry_failed(self) -> None:
+        async with self._recovering:
+            while self._failed:
+                anchor, txid, remote = self._failed[0]
+                try:
+                    await self._roll_forward(anchor, txid, remote)
+                except StoreError as exc:
+                    raise StoreUnavailable(f"an earlier cross-shard batch cannot be completed yet: {exc}") from exc
+                self._failed.pop(0)
+
+    def _queue_cleanup(self, anchor: int, txid: bytes, targets: list[int]) -> None:
+        self._cleanups.append((anchor, txid, targets))
+        if self._cleaner is None or self._cleaner.done():
+            self._cleaner = asyncio.ensure_future(self._clean())
+
+    async def _clean(self) -> None:
+        while self._cleanups:
+            batch, self._cleanups = self._cleanups, []
+            intents: dict[int, list[Op]] = {}
+            markers: dict[int, list[Op]] = {}
+            for anchor, txid, targets in batch:
+                intents.setdefault(anchor, []).append(Delete(INTENT_PREFIX + txid))
+                for sid in targets:
+                    markers.setdefault(sid, []).append(Delete(APPLIED_PREFIX + txid))
+            # intents first: a marker without its intent is harmless, an intent without markers is not
+            await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in intents.items()))
+            await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in markers.items()))
+
+    async def flush_cleanups(self, quiet: bool = False) -> None:
+        """Wait until every finished cross-shard batch's intent and markers are deleted."""
+        while self._cleaner is not None and not self._cleaner.done():
+            try:
+                await asyncio.shield(self._cleaner)
+            except StoreError:
+                if not quiet:
+                    raise
+        if self._cleaner is not None and self._cleaner.done() and not self._cleaner.cancelled():
+            exc = self._cleaner.exception()
+            self._cleaner = None
+            if exc is not None and not quiet:
+                raise exc
+
+    # ---- freeze / drain (for the rebalancer) -------------------------------------------
+
+    def _enter(self) -> int:
+        if not self._opened:
+            raise StoreUnavailable("sharded store is not open")
+        epoch = self._epoch
+        self._inflight[epoch] = self._inflight.get(epoch, 0) + 1
+        return epoch
+
+    def _leave(self, epoch: int) -> None:
+        left = self._inflight[epoch] - 1
+        if left:
+            self._inflight[epoch] = left
+            return
+        del self._inflight[epoch]
+        if self._drain_waiters:
+            oldest = min(self._inflight, default=None)
+            waiting = []
+            for limit, future in self._drain_waiters:
+                if oldest is None or oldest > limit:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((limit, future))
+            self._drain_waiters = waiting
+
+    async def drain(self) -> None:
+        """Wait for every read and write that started before this call."""
+        limit = self._epoch
+        self._epoch += 1
+        if any(epoch <= limit for epoch in self._inflight):
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append((limit, future))
+            await future
+
+    async def freeze(self, slots: Sequence[int]) -> None:
+        """Hold new writes to ``slots``, then wait for writes already running to finish."""
+        event = asyncio.Event()
+        for slot in slots:
+            self._frozen[slot] = event
+        await self.drain()
+
+    def thaw(self, slots: Sequence[int]) -> None:
+        for slot in slots:
+            event = self._frozen.pop(slot, None)
+            if event is not None:
+                event.set()
+
+    async def settle(self) -> None:
+        """Complete failed cross-shard batches and delete finished intents (before a flip)."""
+        if self._failed:
+            await self._retry_failed()
+        await self.flush_cleanups()
+
+    async def commit_map(self, new: ShardMap) -> None:
+        """Store ``new`` durably in the root shard, then route by it."""
+        await self._shards[0].write([Put(MAP_KEY, new.encode())])
+        self.map = new
+        self._owner = list(new.slots)
+        self._write_cache()
+
+    def _write_cache(self) -> None:
+        if self._cache_path is None:
+            return
+        doc = {"root": self.root_url, "map": json.loads(self.map.encode())}
+        tmp = self._cache_path.with_name(self._cache_path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self._cache_path)
+
+    # ---- status -------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """A stable hash of the placement (slot count, partition function, shards, slots)."""
+        return self.map.fingerprint()
+
+    def describe(self) -> dict[str, Any]:
+        counts = self.map.slot_counts()
+        shards = []
+        for sid, url in sorted(self.map.shards.items()):
+            store = self._shards.get(sid)
+            shards.append({"id": sid, "url": public_url(url), "backend": store.backend if store else "?",
+                           "slots": counts.get(sid, 0)})  # fmt: skip
+        return {
+            "backend": self.backend,
+            "map_version": self.map.version,
+            "fingerprint": self.fingerprint(),
+            "shards": shards,
+            "rebalance": self.rebalance_status(),
+            "cross_shard_batches": self.cross_shard_batches,
+        }
+
+    def rebalance_status(self) -> dict[str, Any]:
+        running = self.rebalancer is not None and not self.rebalancer.done()
+        return {
+            "busy": self.map.busy,
+            "running": running,
+            "slots_to_move": len(self.map.moves),
+            "cleanup": len(self.map.cleanup),
+            "removing": self.map.removing,
+            "error": self.rebalance_error,
+        }
+
+    async def record_counts(self) -> dict[int, int]:
+        """Records per shard in the slots it owns (a full scan: for status, not hot paths)."""
+        counts: dict[int, int] = {}
+        owner = self._owner
+        for sid, shard in list(self._shards.items()):
+            total = 0
+            async for chunk in pages(shard, b"", PFX[SLOT_COUNT], 5000):
+                total += sum(1 for key, _ in chunk if owner[int.from_bytes(key[:2], "big")] == sid)
+            counts[sid] = total
+        return counts
+
+    def _require_open(self) -> None:
+        if not self._opened:
+            raise StoreUnavailable("sharded store is not open")
+
+
+async def pages(
+    shard: RecordStore, start: bytes, stop: bytes, page: int = 1000
+) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """The rows of ``shard`` in ``[start, stop)``, a page at a time."""
+    while True:
+        chunk = await shard.scan(start, stop, limit=page)
+        if chunk:
+            yield chunk
+        if len(chunk) < page:
+            return
+        start = chunk[-1][0] + b"\x00"
+
+
+async def _scan_all(shard: RecordStore, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    """Every row of ``shard`` whose key starts with ``prefix``."""
+    return [row async for chunk in pages(shard, prefix, prefix_end(prefix)) for row in chunk]
