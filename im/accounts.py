@@ -105,3 +105,16 @@ class Accounts:
     async def revoke_token(self, token: str) -> None:
         if token:
             await self._store.write([Delete(self._keys.token(token))])
+
+    async def change_password(self, user: str, old: str, new: str) -> bool:
+        """Replace the password hash when ``old`` is right; False when it is wrong."""
+        validate_password(new)
+        raw = await self._store.get(self._keys.account(user))
+        if raw is None:
+            return False
+        account = rec.Account.FromString(raw)
+        if not await self._verify(old, account.password_hash):
+            return False
+        account.password_hash = await self._hash(new)
+        await self._store.write([Put(self._keys.account(user), account.SerializeToString())])
+        return True

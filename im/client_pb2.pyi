@@ -7,6 +7,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PresenceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRESENCE_STATUS_UNSPECIFIED: _ClassVar[PresenceStatus]
+    AVAILABLE: _ClassVar[PresenceStatus]
+    AWAY: _ClassVar[PresenceStatus]
+    BUSY: _ClassVar[PresenceStatus]
+    INVISIBLE: _ClassVar[PresenceStatus]
+
+class FriendAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FRIEND_ACTION_UNSPECIFIED: _ClassVar[FriendAction]
+    FRIEND_REQUEST: _ClassVar[FriendAction]
+    FRIEND_ACCEPT: _ClassVar[FriendAction]
+    FRIEND_REJECT: _ClassVar[FriendAction]
+    FRIEND_REMOVE: _ClassVar[FriendAction]
+
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ERROR_CODE_UNSPECIFIED: _ClassVar[ErrorCode]
@@ -24,6 +40,46 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RECIPIENT_OFFLINE: _ClassVar[ErrorCode]
     INTERNAL: _ClassVar[ErrorCode]
     STORE_UNAVAILABLE: _ClassVar[ErrorCode]
+    NOT_FRIENDS: _ClassVar[ErrorCode]
+    BLOCKED: _ClassVar[ErrorCode]
+    RECALL_WINDOW_EXPIRED: _ClassVar[ErrorCode]
+    EDIT_WINDOW_EXPIRED: _ClassVar[ErrorCode]
+
+class ContactState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTACT_STATE_UNSPECIFIED: _ClassVar[ContactState]
+    FRIEND: _ClassVar[ContactState]
+    REQUEST_SENT: _ClassVar[ContactState]
+    REQUEST_RECEIVED: _ClassVar[ContactState]
+
+class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_TYPE_UNSPECIFIED: _ClassVar[MessageType]
+    TYPE_NORMAL: _ClassVar[MessageType]
+    TYPE_SYSTEM: _ClassVar[MessageType]
+    TYPE_RECALL: _ClassVar[MessageType]
+    TYPE_EDIT: _ClassVar[MessageType]
+    TYPE_BURN: _ClassVar[MessageType]
+    TYPE_READ: _ClassVar[MessageType]
+    TYPE_FRIEND_REQUEST: _ClassVar[MessageType]
+    TYPE_FRIEND_ACCEPTED: _ClassVar[MessageType]
+    TYPE_FRIEND_REJECTED: _ClassVar[MessageType]
+    TYPE_FRIEND_REMOVED: _ClassVar[MessageType]
+    TYPE_GROUP_CREATED: _ClassVar[MessageType]
+    TYPE_GROUP_INFO_CHANGED: _ClassVar[MessageType]
+    TYPE_GROUP_DISSOLVED: _ClassVar[MessageType]
+    TYPE_MEMBER_JOINED: _ClassVar[MessageType]
+    TYPE_MEMBER_LEFT: _ClassVar[MessageType]
+    TYPE_MEMBER_KICKED: _ClassVar[MessageType]
+    TYPE_MEMBER_BANNED: _ClassVar[MessageType]
+    TYPE_MEMBER_UNBANNED: _ClassVar[MessageType]
+    TYPE_MEMBER_MUTED: _ClassVar[MessageType]
+    TYPE_MEMBER_UNMUTED: _ClassVar[MessageType]
+    TYPE_ROLE_CHANGED: _ClassVar[MessageType]
+    TYPE_OWNER_CHANGED: _ClassVar[MessageType]
+    TYPE_APPLICATION_REJECTED: _ClassVar[MessageType]
+    TYPE_MEMBER_APPLIED: _ClassVar[MessageType]
+    TYPE_ROOM_JOINED: _ClassVar[MessageType]
 
 class KickReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +90,16 @@ class KickReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOOD: _ClassVar[KickReason]
     ADMIN: _ClassVar[KickReason]
     AUTH_TIMEOUT: _ClassVar[KickReason]
+PRESENCE_STATUS_UNSPECIFIED: PresenceStatus
+AVAILABLE: PresenceStatus
+AWAY: PresenceStatus
+BUSY: PresenceStatus
+INVISIBLE: PresenceStatus
+FRIEND_ACTION_UNSPECIFIED: FriendAction
+FRIEND_REQUEST: FriendAction
+FRIEND_ACCEPT: FriendAction
+FRIEND_REJECT: FriendAction
+FRIEND_REMOVE: FriendAction
 ERROR_CODE_UNSPECIFIED: ErrorCode
 BAD_REQUEST: ErrorCode
 UNAUTHENTICATED: ErrorCode
@@ -49,6 +115,40 @@ ALREADY_LOGGED_IN: ErrorCode
 RECIPIENT_OFFLINE: ErrorCode
 INTERNAL: ErrorCode
 STORE_UNAVAILABLE: ErrorCode
+NOT_FRIENDS: ErrorCode
+BLOCKED: ErrorCode
+RECALL_WINDOW_EXPIRED: ErrorCode
+EDIT_WINDOW_EXPIRED: ErrorCode
+CONTACT_STATE_UNSPECIFIED: ContactState
+FRIEND: ContactState
+REQUEST_SENT: ContactState
+REQUEST_RECEIVED: ContactState
+MESSAGE_TYPE_UNSPECIFIED: MessageType
+TYPE_NORMAL: MessageType
+TYPE_SYSTEM: MessageType
+TYPE_RECALL: MessageType
+TYPE_EDIT: MessageType
+TYPE_BURN: MessageType
+TYPE_READ: MessageType
+TYPE_FRIEND_REQUEST: MessageType
+TYPE_FRIEND_ACCEPTED: MessageType
+TYPE_FRIEND_REJECTED: MessageType
+TYPE_FRIEND_REMOVED: MessageType
+TYPE_GROUP_CREATED: MessageType
+TYPE_GROUP_INFO_CHANGED: MessageType
+TYPE_GROUP_DISSOLVED: MessageType
+TYPE_MEMBER_JOINED: MessageType
+TYPE_MEMBER_LEFT: MessageType
+TYPE_MEMBER_KICKED: MessageType
+TYPE_MEMBER_BANNED: MessageType
+TYPE_MEMBER_UNBANNED: MessageType
+TYPE_MEMBER_MUTED: MessageType
+TYPE_MEMBER_UNMUTED: MessageType
+TYPE_ROLE_CHANGED: MessageType
+TYPE_OWNER_CHANGED: MessageType
+TYPE_APPLICATION_REJECTED: MessageType
+TYPE_MEMBER_APPLIED: MessageType
+TYPE_ROOM_JOINED: MessageType
 KICK_REASON_UNSPECIFIED: KickReason
 REPLACED: KickReason
 DEVICE_LIMIT_KICK: KickReason
@@ -58,7 +158,7 @@ ADMIN: KickReason
 AUTH_TIMEOUT: KickReason
 
 class ClientFrame(_message.Message):
-    __slots__ = ("id", "register", "login", "resume", "logout", "send", "delivery_ack", "sync", "history", "subscribe", "unsubscribe", "ping")
+    __slots__ = ("id", "register", "login", "resume", "logout", "send", "delivery_ack", "sync", "history", "subscribe", "unsubscribe", "ping", "recall", "edit", "burn", "read", "typing", "set_presence", "friend", "block", "unblock", "roster", "set_profile", "get_profile", "change_password")
     ID_FIELD_NUMBER: _ClassVar[int]
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +171,19 @@ class ClientFrame(_message.Message):
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    EDIT_FIELD_NUMBER: _ClassVar[int]
+    BURN_FIELD_NUMBER: _ClassVar[int]
+    READ_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
+    SET_PRESENCE_FIELD_NUMBER: _ClassVar[int]
+    FRIEND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    UNBLOCK_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_FIELD_NUMBER: _ClassVar[int]
+    SET_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    GET_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     id: int
     register: Register
     login: Login
@@ -83,10 +196,23 @@ class ClientFrame(_message.Message):
     subscribe: Subscribe
     unsubscribe: Unsubscribe
     ping: Ping
-    def __init__(self, id: _Optional[int] = ..., register: _Optional[_Union[Register, _Mapping]] = ..., login: _Optional[_Union[Login, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., logout: _Optional[_Union[Logout, _Mapping]] = ..., send: _Optional[_Union[Send, _Mapping]] = ..., delivery_ack: _Optional[_Union[DeliveryAck, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ...) -> None: ...
+    recall: Recall
+    edit: Edit
+    burn: Burn
+    read: Read
+    typing: Typing
+    set_presence: SetPresence
+    friend: Friend
+    block: Block
+    unblock: Unblock
+    roster: GetRoster
+    set_profile: SetProfile
+    get_profile: GetProfile
+    change_password: ChangePassword
+    def __init__(self, id: _Optional[int] = ..., register: _Optional[_Union[Register, _Mapping]] = ..., login: _Optional[_Union[Login, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., logout: _Optional[_Union[Logout, _Mapping]] = ..., send: _Optional[_Union[Send, _Mapping]] = ..., delivery_ack: _Optional[_Union[DeliveryAck, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., recall: _Optional[_Union[Recall, _Mapping]] = ..., edit: _Optional[_Union[Edit, _Mapping]] = ..., burn: _Optional[_Union[Burn, _Mapping]] = ..., read: _Optional[_Union[Read, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., set_presence: _Optional[_Union[SetPresence, _Mapping]] = ..., friend: _Optional[_Union[Friend, _Mapping]] = ..., block: _Optional[_Union[Block, _Mapping]] = ..., unblock: _Optional[_Union[Unblock, _Mapping]] = ..., roster: _Optional[_Union[GetRoster, _Mapping]] = ..., set_profile: _Optional[_Union[SetProfile, _Mapping]] = ..., get_profile: _Optional[_Union[GetProfile, _Mapping]] = ..., change_password: _Optional[_Union[ChangePassword, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("id", "error", "session", "sent", "page", "presences", "ok", "pong", "message", "presence", "delivered", "kicked")
+    __slots__ = ("id", "error", "session", "sent", "page", "presences", "ok", "pong", "roster", "profile", "message", "presence", "delivered", "kicked", "typing")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -95,10 +221,13 @@ class ServerFrame(_message.Message):
     PRESENCES_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_FIELD_NUMBER: _ClassVar[int]
     KICKED_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
     id: int
     error: Error
     session: Session
@@ -107,11 +236,14 @@ class ServerFrame(_message.Message):
     presences: PresenceList
     ok: Ok
     pong: Pong
+    roster: Roster
+    profile: Profile
     message: Message
     presence: Presence
     delivered: Delivered
     kicked: Kicked
-    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., sent: _Optional[_Union[Sent, _Mapping]] = ..., page: _Optional[_Union[MessagePage, _Mapping]] = ..., presences: _Optional[_Union[PresenceList, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., presence: _Optional[_Union[Presence, _Mapping]] = ..., delivered: _Optional[_Union[Delivered, _Mapping]] = ..., kicked: _Optional[_Union[Kicked, _Mapping]] = ...) -> None: ...
+    typing: TypingNotice
+    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., sent: _Optional[_Union[Sent, _Mapping]] = ..., page: _Optional[_Union[MessagePage, _Mapping]] = ..., presences: _Optional[_Union[PresenceList, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., roster: _Optional[_Union[Roster, _Mapping]] = ..., profile: _Optional[_Union[Profile, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., presence: _Optional[_Union[Presence, _Mapping]] = ..., delivered: _Optional[_Union[Delivered, _Mapping]] = ..., kicked: _Optional[_Union[Kicked, _Mapping]] = ..., typing: _Optional[_Union[TypingNotice, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("user", "password", "device")
@@ -146,7 +278,7 @@ class Logout(_message.Message):
     def __init__(self) -> None: ...
 
 class Send(_message.Message):
-    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id")
+    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "burn", "burn_seconds")
     class ExtEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,13 +292,17 @@ class Send(_message.Message):
     DATA_FIELD_NUMBER: _ClassVar[int]
     EXT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    BURN_FIELD_NUMBER: _ClassVar[int]
+    BURN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     to: str
     type: int
     text: str
     data: bytes
     ext: _containers.ScalarMap[str, str]
     client_msg_id: str
-    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ...) -> None: ...
+    burn: bool
+    burn_seconds: int
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., burn: _Optional[bool] = ..., burn_seconds: _Optional[int] = ...) -> None: ...
 
 class DeliveryAck(_message.Message):
     __slots__ = ("ids",)
@@ -175,12 +311,14 @@ class DeliveryAck(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Sync(_message.Message):
-    __slots__ = ("after", "limit")
+    __slots__ = ("after", "limit", "unread")
     AFTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
     after: int
     limit: int
-    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    unread: bool
+    def __init__(self, after: _Optional[int] = ..., limit: _Optional[int] = ..., unread: _Optional[bool] = ...) -> None: ...
 
 class History(_message.Message):
     __slots__ = ("peer", "before", "limit")
@@ -207,6 +345,126 @@ class Unsubscribe(_message.Message):
 class Ping(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Recall(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    def __init__(self, message_id: _Optional[int] = ...) -> None: ...
+
+class Edit(_message.Message):
+    __slots__ = ("message_id", "text")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    text: str
+    def __init__(self, message_id: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Burn(_message.Message):
+    __slots__ = ("message_id",)
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    message_id: int
+    def __init__(self, message_id: _Optional[int] = ...) -> None: ...
+
+class Read(_message.Message):
+    __slots__ = ("conversation", "up_to")
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    UP_TO_FIELD_NUMBER: _ClassVar[int]
+    conversation: str
+    up_to: int
+    def __init__(self, conversation: _Optional[str] = ..., up_to: _Optional[int] = ...) -> None: ...
+
+class Typing(_message.Message):
+    __slots__ = ("to", "active")
+    TO_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    active: bool
+    def __init__(self, to: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class SetPresence(_message.Message):
+    __slots__ = ("status", "text", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    status: PresenceStatus
+    text: str
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[PresenceStatus, str]] = ..., text: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Friend(_message.Message):
+    __slots__ = ("user", "action", "text")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    action: FriendAction
+    text: str
+    def __init__(self, user: _Optional[str] = ..., action: _Optional[_Union[FriendAction, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Block(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class Unblock(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class GetRoster(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Profile(_message.Message):
+    __slots__ = ("user", "nickname", "avatar_url", "fields", "updated_at")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    USER_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    nickname: str
+    avatar_url: str
+    fields: _containers.ScalarMap[str, str]
+    updated_at: int
+    def __init__(self, user: _Optional[str] = ..., nickname: _Optional[str] = ..., avatar_url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., updated_at: _Optional[int] = ...) -> None: ...
+
+class SetProfile(_message.Message):
+    __slots__ = ("profile",)
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    profile: Profile
+    def __init__(self, profile: _Optional[_Union[Profile, _Mapping]] = ...) -> None: ...
+
+class GetProfile(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class ChangePassword(_message.Message):
+    __slots__ = ("old_password", "new_password")
+    OLD_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    old_password: str
+    new_password: str
+    def __init__(self, old_password: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "retry_after")
@@ -251,14 +509,48 @@ class Sent(_message.Message):
     def __init__(self, message_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., duplicate: _Optional[bool] = ..., delivered_devices: _Optional[int] = ...) -> None: ...
 
 class MessagePage(_message.Message):
-    __slots__ = ("messages", "more", "cursor")
+    __slots__ = ("messages", "more", "cursor", "unread")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     more: bool
     cursor: int
-    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., more: _Optional[bool] = ..., cursor: _Optional[int] = ...) -> None: ...
+    unread: _containers.RepeatedCompositeFieldContainer[Unread]
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., more: _Optional[bool] = ..., cursor: _Optional[int] = ..., unread: _Optional[_Iterable[_Union[Unread, _Mapping]]] = ...) -> None: ...
+
+class Unread(_message.Message):
+    __slots__ = ("conversation", "count", "read_up_to", "last_id")
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    READ_UP_TO_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation: str
+    count: int
+    read_up_to: int
+    last_id: int
+    def __init__(self, conversation: _Optional[str] = ..., count: _Optional[int] = ..., read_up_to: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class Contact(_message.Message):
+    __slots__ = ("user", "state", "text", "since")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    state: ContactState
+    text: str
+    since: int
+    def __init__(self, user: _Optional[str] = ..., state: _Optional[_Union[ContactState, str]] = ..., text: _Optional[str] = ..., since: _Optional[int] = ...) -> None: ...
+
+class Roster(_message.Message):
+    __slots__ = ("contacts", "blocked")
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    contacts: _containers.RepeatedCompositeFieldContainer[Contact]
+    blocked: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., blocked: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PresenceList(_message.Message):
     __slots__ = ("presences",)
@@ -277,7 +569,7 @@ class Pong(_message.Message):
     def __init__(self, server_time: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "id", "timestamp", "from_device")
+    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "id", "timestamp", "from_device", "burn", "burn_seconds", "ref", "edited_at", "recalled", "burn_at")
     class ExtEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -295,6 +587,12 @@ class Message(_message.Message):
     FROM_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     FROM_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    BURN_FIELD_NUMBER: _ClassVar[int]
+    BURN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    EDITED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECALLED_FIELD_NUMBER: _ClassVar[int]
+    BURN_AT_FIELD_NUMBER: _ClassVar[int]
     to: str
     type: int
     text: str
@@ -304,19 +602,50 @@ class Message(_message.Message):
     id: int
     timestamp: int
     from_device: str
-    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., id: _Optional[int] = ..., timestamp: _Optional[int] = ..., from_device: _Optional[str] = ..., **kwargs) -> None: ...
+    burn: bool
+    burn_seconds: int
+    ref: int
+    edited_at: int
+    recalled: bool
+    burn_at: int
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., id: _Optional[int] = ..., timestamp: _Optional[int] = ..., from_device: _Optional[str] = ..., burn: _Optional[bool] = ..., burn_seconds: _Optional[int] = ..., ref: _Optional[int] = ..., edited_at: _Optional[int] = ..., recalled: _Optional[bool] = ..., burn_at: _Optional[int] = ..., **kwargs) -> None: ...
 
 class Presence(_message.Message):
-    __slots__ = ("user", "online", "since", "devices")
+    __slots__ = ("user", "online", "since", "devices", "status", "text", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     USER_FIELD_NUMBER: _ClassVar[int]
     ONLINE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     user: str
     online: bool
     since: int
     devices: int
-    def __init__(self, user: _Optional[str] = ..., online: _Optional[bool] = ..., since: _Optional[int] = ..., devices: _Optional[int] = ...) -> None: ...
+    status: PresenceStatus
+    text: str
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, user: _Optional[str] = ..., online: _Optional[bool] = ..., since: _Optional[int] = ..., devices: _Optional[int] = ..., status: _Optional[_Union[PresenceStatus, str]] = ..., text: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TypingNotice(_message.Message):
+    __slots__ = ("user", "to", "active", "ttl_ms")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    to: str
+    active: bool
+    ttl_ms: int
+    def __init__(self, user: _Optional[str] = ..., to: _Optional[str] = ..., active: _Optional[bool] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
 class Delivered(_message.Message):
     __slots__ = ("by", "message_ids")

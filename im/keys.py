@@ -10,6 +10,13 @@ names nor content; message ids are big-endian so that key order is id order.
     C | blind(pair) | id                     -> client.Message   (one conversation: history)
     D | blind(user) | blind(client_msg_id)   -> records.SendResult (idempotent sends)
     K | blind(user) | blind(device)          -> records.Cursor   (a device's delivery ack)
+    R | blind(user) | blind(peer)            -> records.Relation (friendship, request, block: im/roster.py)
+    M | blind(user) | blind(conversation)    -> records.ReadMarker (read up to here: im/receipts.py)
+    S | blind(user)                          -> records.PresenceSetting (chosen presence: im/presence.py)
+    P | blind(user)                          -> client.Profile   (im/profiles.py)
+
+Relations are scanned per user (``relations_range``): the peer's name is in the sealed
+value, never in the key.
 """
 
 from __future__ import annotations
@@ -87,3 +94,23 @@ class KeySchema:
 
     def cursor(self, user: str, device: str) -> bytes:
         return b"K" + self.user(user) + self._blind(b"device", device.encode())
+
+    def relation(self, user: str, peer: str) -> bytes:
+        return b"R" + self.user(user) + self._blind(b"peer", peer.encode())
+
+    def relations_range(self, user: str) -> tuple[bytes, bytes]:
+        prefix = b"R" + self.user(user)
+        return prefix, prefix_end(prefix)
+
+    def read_marker(self, user: str, conversation: str) -> bytes:
+        return b"M" + self.user(user) + self._blind(b"conv", conversation.encode())
+
+    def read_markers_range(self, user: str) -> tuple[bytes, bytes]:
+        prefix = b"M" + self.user(user)
+        return prefix, prefix_end(prefix)
+
+    def presence_setting(self, user: str) -> bytes:
+        return b"S" + self.user(user)
+
+    def profile(self, user: str) -> bytes:
+        return b"P" + self.user(user)

@@ -281,7 +281,7 @@ class Messenger:
         for raw in found.values():
             message = pb.Message.FromString(raw)
             sender = getattr(message, "from")
-            if message.to == user and sender != user:
+            if message.to == user and sender != user and not 2 <= message.type < FIRST_APP_TYPE:  # not engine events
                 out.setdefault(sender, []).append(message.id)
 
     def _push_delivered(self, by: str, sender: str, message_ids: list[int]) -> None:

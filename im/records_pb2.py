@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x12timnode.records.v1\"B\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\"9\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x12timnode.records.v1\"B\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\"9\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\"U\n\x08Relation\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05since\x18\x04 \x01(\x03\x12\x0f\n\x07\x62locked\x18\x05 \x01(\x08\"=\n\nReadMarker\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05up_to\x18\x02 \x01(\x04\x12\n\n\x02\x61t\x18\x03 \x01(\x03\"\x9f\x01\n\x0fPresenceSetting\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12?\n\x06\x66ields\x18\x03 \x03(\x0b\x32/.timnode.records.v1.PresenceSetting.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PRESENCESETTING_FIELDSENTRY']._loaded_options = None
+  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_ACCOUNT']._serialized_start=37
   _globals['_ACCOUNT']._serialized_end=103
   _globals['_TOKEN']._serialized_start=105
@@ -39,4 +41,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDRESULT']._serialized_end=215
   _globals['_CURSOR']._serialized_start=217
   _globals['_CURSOR']._serialized_end=240
+  _globals['_RELATION']._serialized_start=242
+  _globals['_RELATION']._serialized_end=327
+  _globals['_READMARKER']._serialized_start=329
+  _globals['_READMARKER']._serialized_end=390
+  _globals['_PRESENCESETTING']._serialized_start=393
+  _globals['_PRESENCESETTING']._serialized_end=552
+  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_start=507
+  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_end=552
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -37,3 +39,44 @@ class Cursor(_message.Message):
     ACKED_FIELD_NUMBER: _ClassVar[int]
     acked: int
     def __init__(self, acked: _Optional[int] = ...) -> None: ...
+
+class Relation(_message.Message):
+    __slots__ = ("peer", "state", "text", "since", "blocked")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    state: int
+    text: str
+    since: int
+    blocked: bool
+    def __init__(self, peer: _Optional[str] = ..., state: _Optional[int] = ..., text: _Optional[str] = ..., since: _Optional[int] = ..., blocked: _Optional[bool] = ...) -> None: ...
+
+class ReadMarker(_message.Message):
+    __slots__ = ("conversation", "up_to", "at")
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    UP_TO_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    conversation: str
+    up_to: int
+    at: int
+    def __init__(self, conversation: _Optional[str] = ..., up_to: _Optional[int] = ..., at: _Optional[int] = ...) -> None: ...
+
+class PresenceSetting(_message.Message):
+    __slots__ = ("status", "text", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    text: str
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[int] = ..., text: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...

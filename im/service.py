@@ -17,10 +17,11 @@ from typing import Protocol
 from im import client_pb2 as pb
 from im.accounts import Accounts, validate_user
 from im.errors import ImError
+from im.features import FeatureOptions, Features
 from im.limits import LoginThrottle
 from im.messaging import Messenger
 from im.metrics import ImMetrics
-from im.sessions import Push, Session, SessionRegistry, SessionSink
+from im.sessions import Session, SessionRegistry, SessionSink
 
 __all__ = ["Connection", "ImService", "PresenceHook", "ServiceOptions"]
 
@@ -66,6 +67,7 @@ class ImService:
         now: Callable[[], float],
         now_ms: Callable[[], int],
         metrics: ImMetrics,
+        feature_options: FeatureOptions | None = None,
     ) -> None:
         self.metrics = metrics
         metrics.gauge("timnode_sessions", "Logged-in sessions (devices) on this node", registry.session_count)
@@ -90,6 +92,10 @@ class ImService:
             "unsubscribe": self._unsubscribe,
             "ping": self._ping,
         }
+        self.features = Features.for_messenger(
+            messenger, accounts=accounts, registry=registry, now=now, now_ms=now_ms, options=feature_options
+        )
+        self._handlers.update(self.features.handlers())
         self._anonymous = {"register", "login", "resume", "ping"}
         self.presence_hooks: list[PresenceHook] = []
 
@@ -166,6 +172,7 @@ class ImService:
         acked = await self.messenger.load_cursor(user, device)
         if conn.session is not None:  # raced with another login on this connection
             raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
+        await self.features.presence.load(user)
         was_online = self.registry.device_count(user) > 0
         for old, reason in self.registry.plan_admit(user, device).kick:
             self.registry.remove(old)
@@ -175,7 +182,7 @@ class ImService:
         session = Session(user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked)
         conn.session = session
         if self.registry.add(session) and not was_online:
-            self._announce(user, online=True)
+            await self._announce(user, online=True)
         self._devices_changed(user)
         log.info("= session opened user=%s device=%s", user, device)
         return pb.ServerFrame(
@@ -203,7 +210,7 @@ class ImService:
     async def end_session(self, session: Session) -> None:
         """Forget a session (connection closed, logout or kick); announce offline if last."""
         if self.registry.remove(session):
-            self._announce(session.user, online=False)
+            await self._announce(session.user, online=False)
             log.info("= session closed user=%s device=%s (last device)", session.user, session.device)
         self._devices_changed(session.user)
         await self.messenger.flush_cursors()
@@ -212,6 +219,7 @@ class ImService:
 
     async def _send(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         assert conn.session is not None
+        await self.features.before_send(conn.session, frame.send)
         return pb.ServerFrame(sent=await self.messenger.send(conn.session, frame.send))
 
     async def _delivery_ack(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
@@ -224,12 +232,14 @@ class ImService:
     async def _sync(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         assert conn.session is not None
         page = await self.messenger.sync(conn.session, frame.sync.after, frame.sync.limit)
+        await self.features.after_page(conn.session, page, unread=frame.sync.unread)
         return pb.ServerFrame(page=page)
 
     async def _history(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         assert conn.session is not None
         req = frame.history
         page = await self.messenger.history(conn.session, req.peer, req.before, req.limit)
+        await self.features.after_page(conn.session, page)
         return pb.ServerFrame(page=page)
 
     # ------------------------------------------------------------------ presence
@@ -250,16 +260,9 @@ class ImService:
             return 0
         return self._now_ms() - int((self._now() - monotonic) * 1000)
 
-    def _announce(self, user: str, *, online: bool) -> None:
-        watchers = self.registry.watchers_of(user)
-        if watchers:
-            presence = self.presence_of(user)
-            presence.online = online
-            if not online:
-                presence.since = self._now_ms()
-            push = Push(pb.ServerFrame(presence=presence))
-            for watcher in list(watchers):
-                watcher.sink.push(push)
+    async def _announce(self, user: str, *, online: bool) -> None:
+        # each watcher and online friend gets its own view (invisible, blocks: im/presence.py)
+        await self.features.presence.announce(user, online=online)
 
     async def _subscribe(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         session = conn.session
@@ -269,9 +272,8 @@ class ImService:
             validate_user(user)
         if len(session.watching | set(users)) > _MAX_WATCH:
             raise ImError(pb.TOO_LARGE, f"at most {_MAX_WATCH} subscriptions per session")
-        for user in users:
-            self.registry.watch(session, user)
-        return pb.ServerFrame(presences=pb.PresenceList(presences=[self.presence_of(u) for u in users]))
+        presences = await self.features.presence.subscribe(session, users)
+        return pb.ServerFrame(presences=pb.PresenceList(presences=presences))
 
     async def _unsubscribe(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         assert conn.session is not None

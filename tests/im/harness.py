@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from im import client_pb2 as pb
 from im.accounts import Accounts
 from im.errors import ImError
+from im.features import FeatureOptions
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema
 from im.limits import LoginThrottle
@@ -62,7 +63,14 @@ class FakeConnection:
 
 
 class Harness:
-    def __init__(self, *, durable: bool = True, max_devices: int = 3, policy: str = "kick-oldest") -> None:
+    def __init__(
+        self,
+        *,
+        durable: bool = True,
+        max_devices: int = 3,
+        policy: str = "kick-oldest",
+        features: FeatureOptions | None = None,
+    ) -> None:
         self.clock = Clock()
         self.store = MemoryStore()
         keys = KeySchema(Keyring(b"k" * 32).blind)
@@ -77,8 +85,9 @@ class Harness:
         self.service = ImService(
             accounts=self.accounts, registry=self.registry, messenger=self.messenger, throttle=LoginThrottle(),
             options=ServiceOptions(node_id="test-node", durable=durable), now=self.clock.now, now_ms=self.clock.now_ms,
-            metrics=self.metrics,
+            metrics=self.metrics, feature_options=features,
         )  # fmt: skip
+        self.features = self.service.features
         self._next = 0
 
     @classmethod
