@@ -85,6 +85,8 @@ class Host:
 class Testbed:
     """Build with ``add_public()`` / ``add_nat(kind)``; ``close()`` (or ``with``) removes everything."""
 
+    __test__ = False  # not a pytest class
+
     tag: str = field(default_factory=lambda: secrets.token_hex(2))
     hosts: list[Host] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)

@@ -38,8 +38,8 @@ def expected_transport(a: str, b: str) -> str:
     """What RFC 4787 predicts for NAT kinds ``a`` and ``b`` ("public" = no NAT)."""
     if "public" in (a, b):
         return "ws"
-    kinds = {a, b}
-    if "symmetric" in kinds and kinds & {"symmetric", "port-restricted"}:
+    port_filtering = ("symmetric", "port-restricted")  # APDF: only the exact endpoint we sent to gets in
+    if (a == "symmetric" and b in port_filtering) or (b == "symmetric" and a in port_filtering):
         return "relay"
     return "rtc"
 
@@ -137,7 +137,9 @@ def _report(hosts: list[Host], ids: dict[str, str], docs: dict[str, Any]) -> dic
         link_a = _link(docs[a.name], ids[b.name])
         link_b = _link(docs[b.name], ids[a.name])
         got = link_a["transport"] if link_a else "none"
-        punch = docs[a.name].get("punches", {}).get(ids[b.name]) or docs[b.name].get("punches", {}).get(ids[a.name])
+        records = [docs[x.name].get("punches", {}).get(ids[y.name]) for x, y in ((a, b), (b, a))]
+        records = [r for r in records if r]
+        punch = next((r for r in records if r.get("state") != "answering"), records[0] if records else None)
         pairs.append(
             {
                 "a": a.name,

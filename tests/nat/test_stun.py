@@ -195,3 +195,14 @@ def test_transaction_error_response() -> None:
     err = StunMessage(message_class=StunClass.ERROR, transaction_id=req.transaction_id, error_code=(420, "nope"))
     assert tx.receive_datagram(encode_message(err), ("192.0.2.1", 3478), 0.1)
     assert isinstance(tx.error, ValueError) and "420" in str(tx.error)
+
+
+def test_rfc4787_expectation_table() -> None:
+    from testnet.real import expected_transport
+
+    assert expected_transport("public", "symmetric") == "ws"
+    assert expected_transport("port-restricted", "port-restricted") == "rtc"
+    assert expected_transport("full-cone", "symmetric") == "rtc"
+    assert expected_transport("address-restricted", "symmetric") == "rtc"
+    assert expected_transport("symmetric", "port-restricted") == "relay"
+    assert expected_transport("symmetric", "symmetric") == "relay"

@@ -1,0 +1,89 @@
+"""Real nodes behind real NATs in network namespaces (root; skipped with a reason otherwise).
+
+One test bed run covers: reachability (public nodes: public; NATed: private), mapping
+behaviour (port-restricted: endpoint-independent; symmetric: endpoint-dependent), ICE hole
+punching between two port-restricted cone NATs (``rtc``), and symmetric-symmetric /
+symmetric-port-restricted falling back to ``relay`` after a failed punch. ICE runs only
+inside the namespaces this test creates; they are removed at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from testnet.netns import PREFIX, Testbed, available, cleanup_all
+
+pytestmark = pytest.mark.slow
+
+REASON = available()
+if REASON:
+    print(f"tests/nat/test_netns.py skipped: {REASON}")
+
+
+@pytest.fixture(scope="module")
+def result() -> Any:
+    if REASON:
+        pytest.skip(REASON)
+    from testnet.real import format_matrix, run_real
+
+    outcome = run_real(("port-restricted", "port-restricted", "symmetric", "symmetric"), timeout=90)
+    print(format_matrix(outcome))
+    return outcome
+
+
+def _pair(result: Any, a: str, b: str) -> dict[str, Any]:
+    for p in result["pairs"]:
+        if {p["a"], p["b"]} == {a, b}:
+            return dict(p)
+    raise AssertionError(f"no pair {a} {b}")
+
+
+def test_reachability_and_mapping(result: Any) -> None:
+    by_name = {n["name"]: n for n in result["nodes"]}
+    for name in ("pub1", "pub2"):
+        assert by_name[name]["reachability"] == "public", by_name[name]
+        assert by_name[name]["nat_mapping"] == "no-nat"
+    for name in ("port1", "port2", "sym1", "sym2"):
+        assert by_name[name]["reachability"] == "private", by_name[name]
+        assert by_name[name]["relays"], by_name[name]
+    assert by_name["port1"]["nat_mapping"] == "endpoint-independent"
+    assert by_name["sym1"]["nat_mapping"] == "endpoint-dependent"
+    assert by_name["port1"]["public_address"] == by_name["port1"]["public_address"].split(":")[0] + ":7400"
+
+
+def test_port_restricted_pair_punches_to_rtc(result: Any) -> None:
+    pair = _pair(result, "port1", "port2")
+    assert pair["transport"] == pair["transport_b_side"] == "rtc", pair
+    assert pair["rtt_ms"] is not None  # a ping crossed the encrypted rtc link
+    assert pair["punch"]["state"] == "rtc" and pair["punch"]["ice_s"] < 15
+
+
+@pytest.mark.parametrize(("a", "b"), [("sym1", "sym2"), ("port1", "sym1"), ("port2", "sym2")])
+def test_symmetric_pairs_stay_relayed(result: Any, a: str, b: str) -> None:
+    pair = _pair(result, a, b)
+    assert pair["transport"] == pair["transport_b_side"] == "relay", pair
+    assert pair["rtt_ms"] is not None  # the relayed link carries pings
+    assert pair["punch"]["state"] == "failed", pair
+
+
+def test_everything_as_rfc4787_predicts_and_cleaned_up(result: Any) -> None:
+    assert result["ok"], result["pairs"]
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert PREFIX not in names or all(not line.startswith(PREFIX) for line in names.splitlines())
+
+
+def test_testbed_cleanup_paths() -> None:
+    if REASON:
+        pytest.skip(REASON)
+    bed = Testbed()
+    host = bed.add_nat("x", "port-restricted")
+    assert host.ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    removed = cleanup_all(f"{PREFIX}{bed.tag}")  # only this bed's: other runs may be live
+    assert host.ns in removed and host.router_ns in removed
+    assert host.ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    bed.close()  # idempotent after an outside cleanup
+    with pytest.raises(ValueError):
+        cleanup_all("other")
