@@ -146,6 +146,7 @@ class Client:
         self._supervisor: asyncio.Task[None] | None = None
         self._syncing = False
         self._push_max = 0
+        self._held: list[pb.Message] = []  # live pushes while syncing, delivered after the sync
         self._reader: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -302,6 +303,7 @@ class Client:
         return reply
 
     async def _open(self, url: str) -> tuple[ClientConnection, pb.Session]:
+        self._syncing = True  # from login until the sync: hold live pushes (order per sender)
         ws = await connect(
             url,
             subprotocols=[Subprotocol(self._codec.subprotocol)],
@@ -417,6 +419,9 @@ class Client:
                 if not reply.page.more:
                     break
             self.cursor = max(self.cursor, after, self._push_max)
+            held, self._held = self._held, []
+            for message in sorted(held, key=lambda m: m.id):
+                self._deliver(message, synced=False)
         finally:
             self._syncing = False
 
@@ -440,10 +445,11 @@ class Client:
             return
         kind = frame.WhichOneof("body")
         if kind == "message":
-            self._deliver(frame.message, synced=False)
             if self._syncing:
+                self._held.append(frame.message)
                 self._push_max = max(self._push_max, frame.message.id)
             else:
+                self._deliver(frame.message, synced=False)
                 self.cursor = max(self.cursor, frame.message.id)
         elif kind == "presence":
             self._emit(PresenceEvent(frame.presence))

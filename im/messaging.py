@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import Protocol, cast
 
 from im import client_pb2 as pb
 from im import records_pb2 as rec
@@ -30,7 +30,7 @@ from im.sessions import Push, Session, SessionRegistry
 from store.api import Insert, Op, Put, RecordStore
 from store.errors import KeyExists
 
-__all__ = ["Messenger", "MessageLimits"]
+__all__ = ["Messenger", "MessageLimits", "RemoteRouter"]
 
 #: 1 = normal text/bytes; 2..31 reserved for engine kinds (recall, burn, receipts...); >= 32 app-defined
 FIRST_APP_TYPE = 32
@@ -43,6 +43,16 @@ _RECENT = 200_000
 class MessageLimits:
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
+
+
+class RemoteRouter(Protocol):
+    """Cross-node routing (im/federation.py), set as ``Messenger.remote`` by the daemon."""
+
+    async def knows(self, user: str) -> bool: ...
+
+    async def route(self, message: pb.Message) -> int: ...
+
+    def delivered(self, by: str, sender: str, message_ids: list[int]) -> None: ...
 
 
 class _Bounded(OrderedDict[tuple[str, str] | int, object]):
@@ -89,6 +99,7 @@ class Messenger:
         self._parties = _Bounded(_RECENT)  # message id -> (from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
         self.stats = {"sent": 0, "pushed": 0, "duplicates": 0, "acked": 0}
+        self.remote: RemoteRouter | None = None  # other nodes (im/federation.py)
 
     # ------------------------------------------------------------------ send
 
@@ -156,7 +167,7 @@ class Messenger:
         result_key = (
             self._keys.send_result(session.user, req.client_msg_id) if self.durable and req.client_msg_id else b""
         )
-        if not await self._accounts.exists(req.to):
+        if not await self._accounts.exists(req.to) and not (self.remote and await self.remote.knows(req.to)):
             raise ImError(pb.NOT_FOUND, "no such user")
         now = self._now_ms()
         message = self._build(session, req, self._ids.next_id(now), now)
@@ -167,13 +178,47 @@ class Messenger:
                 earlier = await self._stored_result(result_key)
                 if earlier is None:
                     raise
+                await self._repush(session, earlier.message_id)
                 return self._duplicate(earlier)
         delivered = self._fan_out(session, message)
+        if self.remote is not None:
+            delivered += await self.remote.route(message)
         if not self.durable and delivered == 0 and req.to != session.user:
             raise ImError(pb.RECIPIENT_OFFLINE, "recipient is offline and this node stores nothing")
         self.stats["sent"] += 1
         self._kind_counters["normal" if message.type < FIRST_APP_TYPE else "custom"].inc()
         return pb.Sent(message_id=message.id, timestamp=message.timestamp, delivered_devices=delivered)
+
+    async def _repush(self, session: Session, message_id: int) -> None:
+        """A retry of a send stored earlier (perhaps by a node that died before pushing it):
+        push the stored message again; clients drop ids they have seen."""
+        raw = await self._store.get(self._keys.inbox(session.user, message_id))
+        if raw is not None:
+            message = pb.Message.FromString(raw)
+            self._fan_out(session, message)
+            if self.remote is not None:
+                await self.remote.route(message)
+
+    def deliver_remote(self, message: pb.Message) -> tuple[int, int]:
+        """Push a message routed here by another node to this node's sessions of both parties
+        (the origin device excepted); (recipient devices, sender's other devices)."""
+        sender = getattr(message, "from")
+        push = Push(pb.ServerFrame(message=message))
+        recipients = others = 0
+        for target in self._registry.sessions_of(message.to):
+            if target.user != sender or target.device != message.from_device:
+                target.sink.push(push)
+                recipients += 1
+        if message.to != sender:
+            for target in self._registry.sessions_of(sender):
+                if target.device != message.from_device:
+                    target.sink.push(push)
+                    others += 1
+        self._parties.remember(message.id, (sender, message.to))
+        self.stats["pushed"] += recipients
+        if recipients:
+            self._metrics.deliveries_total.inc(recipients)
+        return recipients, others
 
     def _build(self, session: Session, req: pb.Send, message_id: int, now: int) -> pb.Message:
         message = pb.Message.FromString(req.SerializeToString())  # fields 1-6 are Send's (client.proto)
@@ -285,6 +330,12 @@ class Messenger:
                 out.setdefault(sender, []).append(message.id)
 
     def _push_delivered(self, by: str, sender: str, message_ids: list[int]) -> None:
+        self.push_delivered(by, sender, message_ids)
+        if self.remote is not None:
+            self.remote.delivered(by, sender, message_ids)
+
+    def push_delivered(self, by: str, sender: str, message_ids: list[int]) -> None:
+        """Push ``Delivered`` to the sender's devices on this node."""
         sessions = list(self._registry.sessions_of(sender))
         if sessions:
             push = Push(pb.ServerFrame(delivered=pb.Delivered(by=by, message_ids=message_ids)))

@@ -23,7 +23,7 @@ from im.messaging import Messenger
 from im.metrics import ImMetrics
 from im.sessions import Session, SessionRegistry, SessionSink
 
-__all__ = ["Connection", "ImService", "PresenceHook", "ServiceOptions"]
+__all__ = ["Connection", "ImService", "NetworkPresence", "PresenceHook", "ServiceOptions", "SessionGuard"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ Handler = Callable[[Connection, pb.ClientFrame], Awaitable[pb.ServerFrame]]
 
 #: called with (user, device ids on this node) whenever that set changes; () = none left
 PresenceHook = Callable[[str, tuple[str, ...]], None]
+
+#: awaited before a login, register or resume opens a session; raises ImError to refuse it
+SessionGuard = Callable[[str, str], Awaitable[None]]
+
+
+class NetworkPresence(Protocol):
+    """The user's devices on other nodes (im/federation.py), set as ``ImService.network``."""
+
+    def remote_devices(self, user: str) -> int: ...
+
+    def view(self, presence: pb.Presence, session: Session) -> pb.Presence: ...
 
 
 class ImService:
@@ -98,6 +109,9 @@ class ImService:
         self._handlers.update(self.features.handlers())
         self._anonymous = {"register", "login", "resume", "ping"}
         self.presence_hooks: list[PresenceHook] = []
+        #: awaited with (user, device) before a session opens; raise ImError to refuse (admin blocks)
+        self.session_guards: list[SessionGuard] = []
+        self.network: NetworkPresence | None = None  # other nodes (im/federation.py)
 
     async def handle(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         op = frame.WhichOneof("op")
@@ -164,6 +178,8 @@ class ImService:
     ) -> pb.ServerFrame:
         device = device or "d-" + secrets.token_hex(4)
         _validate_device(device)
+        for guard in self.session_guards:
+            await guard(user, device)
         decision = self.registry.plan_admit(user, device)
         if decision.refused:
             raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
@@ -261,6 +277,8 @@ class ImService:
         return self._now_ms() - int((self._now() - monotonic) * 1000)
 
     async def _announce(self, user: str, *, online: bool) -> None:
+        if self.network is not None and self.network.remote_devices(user):
+            return  # online on another node throughout: no change network-wide
         # each watcher and online friend gets its own view (invisible, blocks: im/presence.py)
         await self.features.presence.announce(user, online=online)
 
@@ -273,6 +291,8 @@ class ImService:
         if len(session.watching | set(users)) > _MAX_WATCH:
             raise ImError(pb.TOO_LARGE, f"at most {_MAX_WATCH} subscriptions per session")
         presences = await self.features.presence.subscribe(session, users)
+        if self.network is not None:
+            presences = [self.network.view(p, session) for p in presences]
         return pb.ServerFrame(presences=pb.PresenceList(presences=presences))
 
     async def _unsubscribe(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:

@@ -22,6 +22,7 @@ SCHEMAS: dict[str, str] = {
     "records.proto": "im",
     "peer.proto": "node",
     "dht.proto": "dht",
+    "federation.proto": "im",
 }
 
 

@@ -1,0 +1,118 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeviceInfo(_message.Message):
+    __slots__ = ("device", "login_at_ms")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    device: str
+    login_at_ms: int
+    def __init__(self, device: _Optional[str] = ..., login_at_ms: _Optional[int] = ...) -> None: ...
+
+class UserDevices(_message.Message):
+    __slots__ = ("user", "devices", "seq", "status", "text")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    devices: _containers.RepeatedCompositeFieldContainer[DeviceInfo]
+    seq: int
+    status: int
+    text: str
+    def __init__(self, user: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[DeviceInfo, _Mapping]]] = ..., seq: _Optional[int] = ..., status: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Hello(_message.Message):
+    __slots__ = ("store_fingerprint", "durable", "users")
+    STORE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    store_fingerprint: str
+    durable: bool
+    users: _containers.RepeatedCompositeFieldContainer[UserDevices]
+    def __init__(self, store_fingerprint: _Optional[str] = ..., durable: _Optional[bool] = ..., users: _Optional[_Iterable[_Union[UserDevices, _Mapping]]] = ...) -> None: ...
+
+class Deliver(_message.Message):
+    __slots__ = ("message", "expect_recipient")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    message: bytes
+    expect_recipient: bool
+    def __init__(self, message: _Optional[bytes] = ..., expect_recipient: _Optional[bool] = ...) -> None: ...
+
+class Acked(_message.Message):
+    __slots__ = ("by", "sender", "message_ids")
+    BY_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    by: str
+    sender: str
+    message_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, by: _Optional[str] = ..., sender: _Optional[str] = ..., message_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class WhoHas(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    def __init__(self, user: _Optional[str] = ...) -> None: ...
+
+class Kick(_message.Message):
+    __slots__ = ("user", "device", "reason")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    device: str
+    reason: int
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., reason: _Optional[int] = ...) -> None: ...
+
+class FedRequest(_message.Message):
+    __slots__ = ("hello", "deliver", "acked", "presence", "who_has", "kick")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    DELIVER_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    PRESENCE_FIELD_NUMBER: _ClassVar[int]
+    WHO_HAS_FIELD_NUMBER: _ClassVar[int]
+    KICK_FIELD_NUMBER: _ClassVar[int]
+    hello: Hello
+    deliver: Deliver
+    acked: Acked
+    presence: UserDevices
+    who_has: WhoHas
+    kick: Kick
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., deliver: _Optional[_Union[Deliver, _Mapping]] = ..., acked: _Optional[_Union[Acked, _Mapping]] = ..., presence: _Optional[_Union[UserDevices, _Mapping]] = ..., who_has: _Optional[_Union[WhoHas, _Mapping]] = ..., kick: _Optional[_Union[Kick, _Mapping]] = ...) -> None: ...
+
+class FedReply(_message.Message):
+    __slots__ = ("status", "error", "recipient_devices", "sender_devices", "hello", "devices", "kicked")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OK: _ClassVar[FedReply.Status]
+        GONE: _ClassVar[FedReply.Status]
+        STORE_MISMATCH: _ClassVar[FedReply.Status]
+        BAD_REQUEST: _ClassVar[FedReply.Status]
+    OK: FedReply.Status
+    GONE: FedReply.Status
+    STORE_MISMATCH: FedReply.Status
+    BAD_REQUEST: FedReply.Status
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    SENDER_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    KICKED_FIELD_NUMBER: _ClassVar[int]
+    status: FedReply.Status
+    error: str
+    recipient_devices: int
+    sender_devices: int
+    hello: Hello
+    devices: UserDevices
+    kicked: bool
+    def __init__(self, status: _Optional[_Union[FedReply.Status, str]] = ..., error: _Optional[str] = ..., recipient_devices: _Optional[int] = ..., sender_devices: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., devices: _Optional[_Union[UserDevices, _Mapping]] = ..., kicked: _Optional[bool] = ...) -> None: ...
