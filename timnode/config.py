@@ -70,6 +70,12 @@ class NodeConfig:
     handshake_timeout: float = field(default=10.0, metadata={"help": "seconds a peer handshake may take"})
     reconnect_max: float = field(default=30.0, metadata={"help": "longest wait between redials of a lost peer"})
     pex_interval: float = field(default=30.0, metadata={"help": "seconds between peer exchanges (0: on link-up only)"})
+    dht_mode: str = field(
+        default="auto", metadata={"help": "DHT role: server (answer queries), client, or auto (server for now)"}
+    )
+    presence_ttl: float = field(
+        default=3600.0, metadata={"help": "seconds a published DHT presence entry lives (republished at half)"}
+    )
 
     def resolved_store_url(self) -> str:
         if self.no_store:
@@ -103,6 +109,10 @@ class NodeConfig:
             raise ConfigError("max_devices must be at least 1")
         if self.max_message_bytes > self.max_frame_bytes:
             raise ConfigError("max_message_bytes must not exceed max_frame_bytes")
+        if self.dht_mode not in ("auto", "server", "client"):
+            raise ConfigError("dht_mode must be auto, server or client")
+        if not 1.0 <= self.presence_ttl <= 86400.0:
+            raise ConfigError("presence_ttl must be between 1 and 86400 seconds")
 
 
 def _flag(name: str) -> str:

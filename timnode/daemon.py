@@ -35,7 +35,6 @@ from prometheus_client import (
 
 from im.accounts import Accounts
 from im.codec import SUBPROTOCOLS
-from im.federation import Federation, store_fingerprint
 from im.gateway import Gateway, GatewayOptions
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema
@@ -56,10 +55,12 @@ from store.crypto import Keyring, load_or_create_data_key, parse_data_key
 from store.factory import open_store
 from timnode import __version__
 from timnode.config import NodeConfig
+from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht
 from timnode.metered_store import MeteredStore
 from web import static_routes
 
 if TYPE_CHECKING:
+    from dht.aio import DhtService
     from node.mdns import MdnsDiscovery
 
 __all__ = ["Node", "run_node"]
@@ -94,8 +95,8 @@ class Node:
         self.node_id = ""  # the PeerId (base58)
         self.links: LinkManager | None = None
         self.mdns: MdnsDiscovery | None = None
-        self.federation: Federation | None = None
         self.nat: NatService | None = None
+        self.dht: DhtService | None = None
         self.metrics_registry = CollectorRegistry()
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
@@ -116,20 +117,18 @@ class Node:
         identity = Identity.load_or_create(self.data_dir)
         self.node_id = str(identity.peer_id)
         self.links = self._build_links(identity, netkey.resolve_network_key(self.config.network_key or None))
+        self.dht = build_dht(self.config, self.links, identity)
         keyring = self._keyring()
-        url = self.config.resolved_store_url()
-        backend = open_store(url, None if self.config.no_store else keyring)
+        backend = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
         self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
         self.service = self._build_service(self.store, keyring)
-        durable = not self.config.no_store
-        fingerprint = store_fingerprint(url, durable=durable, blind=keyring.blind, store=self.store)
-        self.federation = Federation(self.service, self.links, fingerprint=fingerprint, durable=durable)
-        self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
+        self.service.presence_hooks.append(PresencePublisher(self.dht).hook)
         self._build_port()
         assert self.server is not None
         await self.server.start()
         await self._start_links()
+        await self.dht.start()
         self._flusher = asyncio.create_task(self._flush_loop())
         self._write_ready_file()
         if self.config.no_store:
@@ -230,6 +229,8 @@ class Node:
         self.server.add_route("/healthz", self._healthz)
         self.server.add_route("/peers", self._peers)
         self.server.add_route("/metrics", self._metrics)
+        assert self.dht is not None
+        add_dht_routes(self.server, self.dht)
         for path, (content_type, body) in static_routes().items():
             self.server.add_route(path, _static_reply(content_type, body))
 
@@ -253,7 +254,7 @@ class Node:
             "sessions": self.service.registry.session_count(),
             "messages": dict(self.service.messenger.stats),
             "peers": len(self.links.peers()) if self.links else 0,
-            "federation": self.federation.status() if self.federation else None,
+            "dht": self.dht.status() if self.dht else None,
         }
 
     def _healthz(self, request: object) -> HttpReply:
@@ -293,10 +294,10 @@ class Node:
             self._flusher.cancel()
         if self.mdns is not None:
             await self.mdns.stop()
+        if self.dht is not None:
+            await self.dht.stop()  # withdraws our presence entries while the links are up
         if self.nat is not None:
             await self.nat.stop()
-        if self.federation is not None:
-            await self.federation.stop()
         if self.links is not None:
             await self.links.stop()
         if self.gateway is not None:
