@@ -35,6 +35,7 @@ from prometheus_client import (
 
 from im.accounts import Accounts
 from im.codec import SUBPROTOCOLS
+from im.federation import Federation, store_fingerprint
 from im.gateway import Gateway, GatewayOptions
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema
@@ -95,6 +96,7 @@ class Node:
         self.node_id = ""  # the PeerId (base58)
         self.links: LinkManager | None = None
         self.mdns: MdnsDiscovery | None = None
+        self.federation: Federation | None = None
         self.nat: NatService | None = None
         self.dht: DhtService | None = None
         self.metrics_registry = CollectorRegistry()
@@ -119,11 +121,16 @@ class Node:
         self.links = self._build_links(identity, netkey.resolve_network_key(self.config.network_key or None))
         self.dht = build_dht(self.config, self.links, identity)
         keyring = self._keyring()
-        backend = open_store(self.config.resolved_store_url(), None if self.config.no_store else keyring)
+        url = self.config.resolved_store_url()
+        backend = open_store(url, None if self.config.no_store else keyring)
         self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
         self.service = self._build_service(self.store, keyring)
         self.service.presence_hooks.append(PresencePublisher(self.dht).hook)
+        durable = not self.config.no_store
+        fingerprint = store_fingerprint(url, durable=durable, blind=keyring.blind, store=self.store)
+        self.federation = Federation(self.service, self.links, fingerprint=fingerprint, durable=durable)
+        self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
         self._build_port()
         assert self.server is not None
         await self.server.start()
@@ -255,6 +262,7 @@ class Node:
             "messages": dict(self.service.messenger.stats),
             "peers": len(self.links.peers()) if self.links else 0,
             "dht": self.dht.status() if self.dht else None,
+            "federation": self.federation.status() if self.federation else None,
         }
 
     def _healthz(self, request: object) -> HttpReply:
@@ -298,6 +306,8 @@ class Node:
             await self.dht.stop()  # withdraws our presence entries while the links are up
         if self.nat is not None:
             await self.nat.stop()
+        if self.federation is not None:
+            await self.federation.stop()
         if self.links is not None:
             await self.links.stop()
         if self.gateway is not None:
