@@ -1,7 +1,8 @@
 """Kademlia DHT: routing table, iterative lookups, signed records with expiry (see README.md).
 
 The sans-I/O core is ``dht.node.DhtProtocol``; ``testnet.sim`` drives many of them on a
-virtual clock, and the asyncio adapter over peer links (``dht/aio.py``) comes with the link layer.
+virtual clock, and ``dht.aio.DhtService`` runs one over the node's peer links (imported from
+``dht.aio`` only: ``import dht`` stays free of asyncio).
 """
 
 from __future__ import annotations
