@@ -14,6 +14,7 @@ import json
 import sys
 
 from testnet.netns import NAT_KINDS, TestbedError, available, cleanup_all
+from testnet.sim_cli import add_sim_flags, run_sim
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,14 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON result")
     parser.add_argument("--cleanup", action="store_true", help="delete leftover tnat-* namespaces and exit")
     parser.add_argument("--sim", action="store_true", help="run the in-process DHT simulation instead")
-    parser.add_argument("--nodes", type=int, default=200, help="--sim: number of simulated nodes")
-    parser.add_argument("--seed", type=int, default=1, help="--sim: random seed")
+    add_sim_flags(parser)  # --nodes --seed --churn --loss --puts --gets (testnet/sim_cli.py)
     args = parser.parse_args(argv)
     if args.sim:
-        from testnet.sim import run_scenario
-
-        sys.stdout.write(json.dumps(run_scenario(nodes=args.nodes, seed=args.seed), indent=2, default=str) + "\n")
-        return 0
+        return run_sim(args)  # table + JSON (--json: JSON only)
     if args.cleanup:
         removed = cleanup_all()
         sys.stdout.write(f"removed {len(removed)} namespaces: {' '.join(removed) or '-'}\n")
