@@ -44,6 +44,12 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BLOCKED: _ClassVar[ErrorCode]
     RECALL_WINDOW_EXPIRED: _ClassVar[ErrorCode]
     EDIT_WINDOW_EXPIRED: _ClassVar[ErrorCode]
+    NOT_A_MEMBER: _ClassVar[ErrorCode]
+    GROUP_DISSOLVED: _ClassVar[ErrorCode]
+    BANNED: _ClassVar[ErrorCode]
+    MUTED: _ClassVar[ErrorCode]
+    GROUP_FULL: _ClassVar[ErrorCode]
+    UPLOAD_UNKNOWN: _ClassVar[ErrorCode]
 
 class ContactState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -90,6 +96,42 @@ class KickReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOOD: _ClassVar[KickReason]
     ADMIN: _ClassVar[KickReason]
     AUTH_TIMEOUT: _ClassVar[KickReason]
+
+class GroupRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GROUP_ROLE_UNSPECIFIED: _ClassVar[GroupRole]
+    GROUP_MEMBER: _ClassVar[GroupRole]
+    GROUP_ADMIN: _ClassVar[GroupRole]
+    GROUP_OWNER: _ClassVar[GroupRole]
+
+class JoinPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOIN_POLICY_UNSPECIFIED: _ClassVar[JoinPolicy]
+    JOIN_OPEN: _ClassVar[JoinPolicy]
+    JOIN_APPROVAL: _ClassVar[JoinPolicy]
+
+class GroupAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GROUP_ACTION_UNSPECIFIED: _ClassVar[GroupAction]
+    GROUP_APPLY: _ClassVar[GroupAction]
+    GROUP_APPROVE: _ClassVar[GroupAction]
+    GROUP_REJECT: _ClassVar[GroupAction]
+    GROUP_INVITE: _ClassVar[GroupAction]
+    GROUP_LEAVE: _ClassVar[GroupAction]
+    GROUP_KICK: _ClassVar[GroupAction]
+    GROUP_BAN: _ClassVar[GroupAction]
+    GROUP_UNBAN: _ClassVar[GroupAction]
+    GROUP_MUTE: _ClassVar[GroupAction]
+    GROUP_UNMUTE: _ClassVar[GroupAction]
+    GROUP_SET_ROLE: _ClassVar[GroupAction]
+    GROUP_TRANSFER: _ClassVar[GroupAction]
+
+class PublishPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PUBLISH_POLICY_UNSPECIFIED: _ClassVar[PublishPolicy]
+    PUBLISH_ANYONE: _ClassVar[PublishPolicy]
+    PUBLISH_OWNER: _ClassVar[PublishPolicy]
+    PUBLISH_LISTED: _ClassVar[PublishPolicy]
 PRESENCE_STATUS_UNSPECIFIED: PresenceStatus
 AVAILABLE: PresenceStatus
 AWAY: PresenceStatus
@@ -119,6 +161,12 @@ NOT_FRIENDS: ErrorCode
 BLOCKED: ErrorCode
 RECALL_WINDOW_EXPIRED: ErrorCode
 EDIT_WINDOW_EXPIRED: ErrorCode
+NOT_A_MEMBER: ErrorCode
+GROUP_DISSOLVED: ErrorCode
+BANNED: ErrorCode
+MUTED: ErrorCode
+GROUP_FULL: ErrorCode
+UPLOAD_UNKNOWN: ErrorCode
 CONTACT_STATE_UNSPECIFIED: ContactState
 FRIEND: ContactState
 REQUEST_SENT: ContactState
@@ -156,9 +204,33 @@ SHUTDOWN: KickReason
 FLOOD: KickReason
 ADMIN: KickReason
 AUTH_TIMEOUT: KickReason
+GROUP_ROLE_UNSPECIFIED: GroupRole
+GROUP_MEMBER: GroupRole
+GROUP_ADMIN: GroupRole
+GROUP_OWNER: GroupRole
+JOIN_POLICY_UNSPECIFIED: JoinPolicy
+JOIN_OPEN: JoinPolicy
+JOIN_APPROVAL: JoinPolicy
+GROUP_ACTION_UNSPECIFIED: GroupAction
+GROUP_APPLY: GroupAction
+GROUP_APPROVE: GroupAction
+GROUP_REJECT: GroupAction
+GROUP_INVITE: GroupAction
+GROUP_LEAVE: GroupAction
+GROUP_KICK: GroupAction
+GROUP_BAN: GroupAction
+GROUP_UNBAN: GroupAction
+GROUP_MUTE: GroupAction
+GROUP_UNMUTE: GroupAction
+GROUP_SET_ROLE: GroupAction
+GROUP_TRANSFER: GroupAction
+PUBLISH_POLICY_UNSPECIFIED: PublishPolicy
+PUBLISH_ANYONE: PublishPolicy
+PUBLISH_OWNER: PublishPolicy
+PUBLISH_LISTED: PublishPolicy
 
 class ClientFrame(_message.Message):
-    __slots__ = ("id", "register", "login", "resume", "logout", "send", "delivery_ack", "sync", "history", "subscribe", "unsubscribe", "ping", "recall", "edit", "burn", "read", "typing", "set_presence", "friend", "block", "unblock", "roster", "set_profile", "get_profile", "change_password")
+    __slots__ = ("id", "register", "login", "resume", "logout", "send", "delivery_ack", "sync", "history", "subscribe", "unsubscribe", "ping", "recall", "edit", "burn", "read", "typing", "set_presence", "friend", "block", "unblock", "roster", "set_profile", "get_profile", "change_password", "group_create", "group_info", "group_modify", "group_dissolve", "group_member", "group_members", "my_groups", "group_send", "group_sync", "group_read", "room_create", "room_join", "room_leave", "room_members", "room_send", "room_publishers", "stream_send", "chunk_start", "chunk", "chunk_end")
     ID_FIELD_NUMBER: _ClassVar[int]
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +256,26 @@ class ClientFrame(_message.Message):
     SET_PROFILE_FIELD_NUMBER: _ClassVar[int]
     GET_PROFILE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    GROUP_CREATE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INFO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MODIFY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_DISSOLVE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SEND_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SYNC_FIELD_NUMBER: _ClassVar[int]
+    GROUP_READ_FIELD_NUMBER: _ClassVar[int]
+    ROOM_CREATE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_JOIN_FIELD_NUMBER: _ClassVar[int]
+    ROOM_LEAVE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ROOM_SEND_FIELD_NUMBER: _ClassVar[int]
+    ROOM_PUBLISHERS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_SEND_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_START_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_END_FIELD_NUMBER: _ClassVar[int]
     id: int
     register: Register
     login: Login
@@ -209,10 +301,30 @@ class ClientFrame(_message.Message):
     set_profile: SetProfile
     get_profile: GetProfile
     change_password: ChangePassword
-    def __init__(self, id: _Optional[int] = ..., register: _Optional[_Union[Register, _Mapping]] = ..., login: _Optional[_Union[Login, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., logout: _Optional[_Union[Logout, _Mapping]] = ..., send: _Optional[_Union[Send, _Mapping]] = ..., delivery_ack: _Optional[_Union[DeliveryAck, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., recall: _Optional[_Union[Recall, _Mapping]] = ..., edit: _Optional[_Union[Edit, _Mapping]] = ..., burn: _Optional[_Union[Burn, _Mapping]] = ..., read: _Optional[_Union[Read, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., set_presence: _Optional[_Union[SetPresence, _Mapping]] = ..., friend: _Optional[_Union[Friend, _Mapping]] = ..., block: _Optional[_Union[Block, _Mapping]] = ..., unblock: _Optional[_Union[Unblock, _Mapping]] = ..., roster: _Optional[_Union[GetRoster, _Mapping]] = ..., set_profile: _Optional[_Union[SetProfile, _Mapping]] = ..., get_profile: _Optional[_Union[GetProfile, _Mapping]] = ..., change_password: _Optional[_Union[ChangePassword, _Mapping]] = ...) -> None: ...
+    group_create: GroupCreate
+    group_info: GroupGet
+    group_modify: GroupModify
+    group_dissolve: GroupDissolve
+    group_member: GroupMember
+    group_members: GroupMembers
+    my_groups: MyGroups
+    group_send: GroupSend
+    group_sync: GroupSync
+    group_read: GroupRead
+    room_create: RoomCreate
+    room_join: RoomJoin
+    room_leave: RoomLeave
+    room_members: RoomMembers
+    room_send: RoomSend
+    room_publishers: RoomPublishers
+    stream_send: StreamSend
+    chunk_start: ChunkStart
+    chunk: Chunk
+    chunk_end: ChunkEnd
+    def __init__(self, id: _Optional[int] = ..., register: _Optional[_Union[Register, _Mapping]] = ..., login: _Optional[_Union[Login, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., logout: _Optional[_Union[Logout, _Mapping]] = ..., send: _Optional[_Union[Send, _Mapping]] = ..., delivery_ack: _Optional[_Union[DeliveryAck, _Mapping]] = ..., sync: _Optional[_Union[Sync, _Mapping]] = ..., history: _Optional[_Union[History, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., recall: _Optional[_Union[Recall, _Mapping]] = ..., edit: _Optional[_Union[Edit, _Mapping]] = ..., burn: _Optional[_Union[Burn, _Mapping]] = ..., read: _Optional[_Union[Read, _Mapping]] = ..., typing: _Optional[_Union[Typing, _Mapping]] = ..., set_presence: _Optional[_Union[SetPresence, _Mapping]] = ..., friend: _Optional[_Union[Friend, _Mapping]] = ..., block: _Optional[_Union[Block, _Mapping]] = ..., unblock: _Optional[_Union[Unblock, _Mapping]] = ..., roster: _Optional[_Union[GetRoster, _Mapping]] = ..., set_profile: _Optional[_Union[SetProfile, _Mapping]] = ..., get_profile: _Optional[_Union[GetProfile, _Mapping]] = ..., change_password: _Optional[_Union[ChangePassword, _Mapping]] = ..., group_create: _Optional[_Union[GroupCreate, _Mapping]] = ..., group_info: _Optional[_Union[GroupGet, _Mapping]] = ..., group_modify: _Optional[_Union[GroupModify, _Mapping]] = ..., group_dissolve: _Optional[_Union[GroupDissolve, _Mapping]] = ..., group_member: _Optional[_Union[GroupMember, _Mapping]] = ..., group_members: _Optional[_Union[GroupMembers, _Mapping]] = ..., my_groups: _Optional[_Union[MyGroups, _Mapping]] = ..., group_send: _Optional[_Union[GroupSend, _Mapping]] = ..., group_sync: _Optional[_Union[GroupSync, _Mapping]] = ..., group_read: _Optional[_Union[GroupRead, _Mapping]] = ..., room_create: _Optional[_Union[RoomCreate, _Mapping]] = ..., room_join: _Optional[_Union[RoomJoin, _Mapping]] = ..., room_leave: _Optional[_Union[RoomLeave, _Mapping]] = ..., room_members: _Optional[_Union[RoomMembers, _Mapping]] = ..., room_send: _Optional[_Union[RoomSend, _Mapping]] = ..., room_publishers: _Optional[_Union[RoomPublishers, _Mapping]] = ..., stream_send: _Optional[_Union[StreamSend, _Mapping]] = ..., chunk_start: _Optional[_Union[ChunkStart, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., chunk_end: _Optional[_Union[ChunkEnd, _Mapping]] = ...) -> None: ...
 
 class ServerFrame(_message.Message):
-    __slots__ = ("id", "error", "session", "sent", "page", "presences", "ok", "pong", "roster", "profile", "message", "presence", "delivered", "kicked", "typing")
+    __slots__ = ("id", "error", "session", "sent", "page", "presences", "ok", "pong", "roster", "profile", "message", "presence", "delivered", "kicked", "typing", "group", "group_members", "groups", "group_page", "room", "chunk_accepted", "group_message", "room_message", "stream")
     ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +340,15 @@ class ServerFrame(_message.Message):
     DELIVERED_FIELD_NUMBER: _ClassVar[int]
     KICKED_FIELD_NUMBER: _ClassVar[int]
     TYPING_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_PAGE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
     id: int
     error: Error
     session: Session
@@ -243,7 +364,16 @@ class ServerFrame(_message.Message):
     delivered: Delivered
     kicked: Kicked
     typing: TypingNotice
-    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., sent: _Optional[_Union[Sent, _Mapping]] = ..., page: _Optional[_Union[MessagePage, _Mapping]] = ..., presences: _Optional[_Union[PresenceList, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., roster: _Optional[_Union[Roster, _Mapping]] = ..., profile: _Optional[_Union[Profile, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., presence: _Optional[_Union[Presence, _Mapping]] = ..., delivered: _Optional[_Union[Delivered, _Mapping]] = ..., kicked: _Optional[_Union[Kicked, _Mapping]] = ..., typing: _Optional[_Union[TypingNotice, _Mapping]] = ...) -> None: ...
+    group: GroupInfo
+    group_members: GroupMemberPage
+    groups: GroupList
+    group_page: GroupPage
+    room: RoomInfo
+    chunk_accepted: ChunkAccepted
+    group_message: Message
+    room_message: Message
+    stream: StreamFrame
+    def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., sent: _Optional[_Union[Sent, _Mapping]] = ..., page: _Optional[_Union[MessagePage, _Mapping]] = ..., presences: _Optional[_Union[PresenceList, _Mapping]] = ..., ok: _Optional[_Union[Ok, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., roster: _Optional[_Union[Roster, _Mapping]] = ..., profile: _Optional[_Union[Profile, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., presence: _Optional[_Union[Presence, _Mapping]] = ..., delivered: _Optional[_Union[Delivered, _Mapping]] = ..., kicked: _Optional[_Union[Kicked, _Mapping]] = ..., typing: _Optional[_Union[TypingNotice, _Mapping]] = ..., group: _Optional[_Union[GroupInfo, _Mapping]] = ..., group_members: _Optional[_Union[GroupMemberPage, _Mapping]] = ..., groups: _Optional[_Union[GroupList, _Mapping]] = ..., group_page: _Optional[_Union[GroupPage, _Mapping]] = ..., room: _Optional[_Union[RoomInfo, _Mapping]] = ..., chunk_accepted: _Optional[_Union[ChunkAccepted, _Mapping]] = ..., group_message: _Optional[_Union[Message, _Mapping]] = ..., room_message: _Optional[_Union[Message, _Mapping]] = ..., stream: _Optional[_Union[StreamFrame, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
     __slots__ = ("user", "password", "device")
@@ -497,16 +627,18 @@ class Session(_message.Message):
     def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., token: _Optional[str] = ..., token_expires_at: _Optional[int] = ..., acked_cursor: _Optional[int] = ..., server_time: _Optional[int] = ..., node: _Optional[str] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class Sent(_message.Message):
-    __slots__ = ("message_id", "timestamp", "duplicate", "delivered_devices")
+    __slots__ = ("message_id", "timestamp", "duplicate", "delivered_devices", "seq")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     message_id: int
     timestamp: int
     duplicate: bool
     delivered_devices: int
-    def __init__(self, message_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., duplicate: _Optional[bool] = ..., delivered_devices: _Optional[int] = ...) -> None: ...
+    seq: int
+    def __init__(self, message_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., duplicate: _Optional[bool] = ..., delivered_devices: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class MessagePage(_message.Message):
     __slots__ = ("messages", "more", "cursor", "unread")
@@ -569,7 +701,7 @@ class Pong(_message.Message):
     def __init__(self, server_time: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "id", "timestamp", "from_device", "burn", "burn_seconds", "ref", "edited_at", "recalled", "burn_at")
+    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "id", "timestamp", "from_device", "burn", "burn_seconds", "ref", "edited_at", "recalled", "burn_at", "group", "seq", "room")
     class ExtEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -593,6 +725,9 @@ class Message(_message.Message):
     EDITED_AT_FIELD_NUMBER: _ClassVar[int]
     RECALLED_FIELD_NUMBER: _ClassVar[int]
     BURN_AT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     to: str
     type: int
     text: str
@@ -608,7 +743,10 @@ class Message(_message.Message):
     edited_at: int
     recalled: bool
     burn_at: int
-    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., id: _Optional[int] = ..., timestamp: _Optional[int] = ..., from_device: _Optional[str] = ..., burn: _Optional[bool] = ..., burn_seconds: _Optional[int] = ..., ref: _Optional[int] = ..., edited_at: _Optional[int] = ..., recalled: _Optional[bool] = ..., burn_at: _Optional[int] = ..., **kwargs) -> None: ...
+    group: str
+    seq: int
+    room: str
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., id: _Optional[int] = ..., timestamp: _Optional[int] = ..., from_device: _Optional[str] = ..., burn: _Optional[bool] = ..., burn_seconds: _Optional[int] = ..., ref: _Optional[int] = ..., edited_at: _Optional[int] = ..., recalled: _Optional[bool] = ..., burn_at: _Optional[int] = ..., group: _Optional[str] = ..., seq: _Optional[int] = ..., room: _Optional[str] = ..., **kwargs) -> None: ...
 
 class Presence(_message.Message):
     __slots__ = ("user", "online", "since", "devices", "status", "text", "fields")
@@ -662,3 +800,403 @@ class Kicked(_message.Message):
     reason: KickReason
     message: str
     def __init__(self, reason: _Optional[_Union[KickReason, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GroupCreate(_message.Message):
+    __slots__ = ("name", "topic", "avatar_url", "fields", "join_policy", "max_members", "members")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    JOIN_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    topic: str
+    avatar_url: str
+    fields: _containers.ScalarMap[str, str]
+    join_policy: JoinPolicy
+    max_members: int
+    members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., avatar_url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., join_policy: _Optional[_Union[JoinPolicy, str]] = ..., max_members: _Optional[int] = ..., members: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GroupGet(_message.Message):
+    __slots__ = ("group",)
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    def __init__(self, group: _Optional[str] = ...) -> None: ...
+
+class GroupModify(_message.Message):
+    __slots__ = ("group", "name", "topic", "avatar_url", "fields", "join_policy", "max_members", "muted")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    JOIN_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    topic: str
+    avatar_url: str
+    fields: _containers.ScalarMap[str, str]
+    join_policy: JoinPolicy
+    max_members: int
+    muted: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., avatar_url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., join_policy: _Optional[_Union[JoinPolicy, str]] = ..., max_members: _Optional[int] = ..., muted: _Optional[bool] = ...) -> None: ...
+
+class GroupDissolve(_message.Message):
+    __slots__ = ("group",)
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    def __init__(self, group: _Optional[str] = ...) -> None: ...
+
+class GroupMember(_message.Message):
+    __slots__ = ("group", "action", "user", "role", "seconds", "text")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    action: GroupAction
+    user: str
+    role: GroupRole
+    seconds: int
+    text: str
+    def __init__(self, group: _Optional[str] = ..., action: _Optional[_Union[GroupAction, str]] = ..., user: _Optional[str] = ..., role: _Optional[_Union[GroupRole, str]] = ..., seconds: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GroupMembers(_message.Message):
+    __slots__ = ("group", "after", "limit", "applications", "banned")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    BANNED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    after: str
+    limit: int
+    applications: bool
+    banned: bool
+    def __init__(self, group: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ..., applications: _Optional[bool] = ..., banned: _Optional[bool] = ...) -> None: ...
+
+class MyGroups(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GroupSend(_message.Message):
+    __slots__ = ("to", "type", "text", "data", "ext", "client_msg_id", "group")
+    class ExtEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TO_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    EXT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    type: int
+    text: str
+    data: bytes
+    ext: _containers.ScalarMap[str, str]
+    client_msg_id: str
+    group: str
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., client_msg_id: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+
+class GroupSync(_message.Message):
+    __slots__ = ("group", "after_seq", "limit")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    after_seq: int
+    limit: int
+    def __init__(self, group: _Optional[str] = ..., after_seq: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GroupRead(_message.Message):
+    __slots__ = ("group", "seq")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    seq: int
+    def __init__(self, group: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class GroupInfo(_message.Message):
+    __slots__ = ("group", "name", "topic", "avatar_url", "fields", "owner", "join_policy", "max_members", "member_count", "muted", "dissolved", "created_at", "last_seq", "role")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    JOIN_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    DISSOLVED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    topic: str
+    avatar_url: str
+    fields: _containers.ScalarMap[str, str]
+    owner: str
+    join_policy: JoinPolicy
+    max_members: int
+    member_count: int
+    muted: bool
+    dissolved: bool
+    created_at: int
+    last_seq: int
+    role: GroupRole
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., avatar_url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., owner: _Optional[str] = ..., join_policy: _Optional[_Union[JoinPolicy, str]] = ..., max_members: _Optional[int] = ..., member_count: _Optional[int] = ..., muted: _Optional[bool] = ..., dissolved: _Optional[bool] = ..., created_at: _Optional[int] = ..., last_seq: _Optional[int] = ..., role: _Optional[_Union[GroupRole, str]] = ...) -> None: ...
+
+class GroupMemberEntry(_message.Message):
+    __slots__ = ("user", "role", "since", "muted_until", "text")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    MUTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    role: GroupRole
+    since: int
+    muted_until: int
+    text: str
+    def __init__(self, user: _Optional[str] = ..., role: _Optional[_Union[GroupRole, str]] = ..., since: _Optional[int] = ..., muted_until: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GroupMemberPage(_message.Message):
+    __slots__ = ("group", "members", "more", "cursor")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    members: _containers.RepeatedCompositeFieldContainer[GroupMemberEntry]
+    more: bool
+    cursor: str
+    def __init__(self, group: _Optional[str] = ..., members: _Optional[_Iterable[_Union[GroupMemberEntry, _Mapping]]] = ..., more: _Optional[bool] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class GroupSummary(_message.Message):
+    __slots__ = ("group", "name", "role", "last_seq", "read_seq", "unread", "dissolved")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    UNREAD_FIELD_NUMBER: _ClassVar[int]
+    DISSOLVED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    role: GroupRole
+    last_seq: int
+    read_seq: int
+    unread: int
+    dissolved: bool
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., role: _Optional[_Union[GroupRole, str]] = ..., last_seq: _Optional[int] = ..., read_seq: _Optional[int] = ..., unread: _Optional[int] = ..., dissolved: _Optional[bool] = ...) -> None: ...
+
+class GroupList(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[GroupSummary]
+    def __init__(self, groups: _Optional[_Iterable[_Union[GroupSummary, _Mapping]]] = ...) -> None: ...
+
+class GroupPage(_message.Message):
+    __slots__ = ("group", "messages", "more", "cursor", "last_seq", "read_seq")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    more: bool
+    cursor: int
+    last_seq: int
+    read_seq: int
+    def __init__(self, group: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., more: _Optional[bool] = ..., cursor: _Optional[int] = ..., last_seq: _Optional[int] = ..., read_seq: _Optional[int] = ...) -> None: ...
+
+class RoomCreate(_message.Message):
+    __slots__ = ("room", "publish", "publishers")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHERS_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    publish: PublishPolicy
+    publishers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, room: _Optional[str] = ..., publish: _Optional[_Union[PublishPolicy, str]] = ..., publishers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RoomJoin(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
+class RoomLeave(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
+class RoomMembers(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
+class RoomSend(_message.Message):
+    __slots__ = ("to", "type", "text", "data", "ext", "room")
+    class ExtEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TO_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    EXT_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    type: int
+    text: str
+    data: bytes
+    ext: _containers.ScalarMap[str, str]
+    room: str
+    def __init__(self, to: _Optional[str] = ..., type: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[bytes] = ..., ext: _Optional[_Mapping[str, str]] = ..., room: _Optional[str] = ...) -> None: ...
+
+class RoomPublishers(_message.Message):
+    __slots__ = ("room", "publish", "add", "remove")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    publish: PublishPolicy
+    add: _containers.RepeatedScalarFieldContainer[str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, room: _Optional[str] = ..., publish: _Optional[_Union[PublishPolicy, str]] = ..., add: _Optional[_Iterable[str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RoomInfo(_message.Message):
+    __slots__ = ("room", "owner", "members", "member_count", "publish", "publishers", "created_at")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHERS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    owner: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    member_count: int
+    publish: PublishPolicy
+    publishers: _containers.RepeatedScalarFieldContainer[str]
+    created_at: int
+    def __init__(self, room: _Optional[str] = ..., owner: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., member_count: _Optional[int] = ..., publish: _Optional[_Union[PublishPolicy, str]] = ..., publishers: _Optional[_Iterable[str]] = ..., created_at: _Optional[int] = ...) -> None: ...
+
+class StreamSend(_message.Message):
+    __slots__ = ("to", "room", "seq", "data", "channel")
+    TO_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    to: str
+    room: str
+    seq: int
+    data: bytes
+    channel: int
+    def __init__(self, to: _Optional[str] = ..., room: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., channel: _Optional[int] = ...) -> None: ...
+
+class StreamFrame(_message.Message):
+    __slots__ = ("from_device", "to", "room", "seq", "data", "channel", "timestamp")
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    FROM_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    from_device: str
+    to: str
+    room: str
+    seq: int
+    data: bytes
+    channel: int
+    timestamp: int
+    def __init__(self, from_device: _Optional[str] = ..., to: _Optional[str] = ..., room: _Optional[str] = ..., seq: _Optional[int] = ..., data: _Optional[bytes] = ..., channel: _Optional[int] = ..., timestamp: _Optional[int] = ..., **kwargs) -> None: ...
+
+class ChunkStart(_message.Message):
+    __slots__ = ("upload", "size", "text", "send", "group_send", "room_send")
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SEND_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SEND_FIELD_NUMBER: _ClassVar[int]
+    ROOM_SEND_FIELD_NUMBER: _ClassVar[int]
+    upload: str
+    size: int
+    text: bool
+    send: Send
+    group_send: GroupSend
+    room_send: RoomSend
+    def __init__(self, upload: _Optional[str] = ..., size: _Optional[int] = ..., text: _Optional[bool] = ..., send: _Optional[_Union[Send, _Mapping]] = ..., group_send: _Optional[_Union[GroupSend, _Mapping]] = ..., room_send: _Optional[_Union[RoomSend, _Mapping]] = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("upload", "offset", "data")
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    upload: str
+    offset: int
+    data: bytes
+    def __init__(self, upload: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ChunkEnd(_message.Message):
+    __slots__ = ("upload",)
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    upload: str
+    def __init__(self, upload: _Optional[str] = ...) -> None: ...
+
+class ChunkAccepted(_message.Message):
+    __slots__ = ("upload", "received")
+    UPLOAD_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    upload: str
+    received: int
+    def __init__(self, upload: _Optional[str] = ..., received: _Optional[int] = ...) -> None: ...

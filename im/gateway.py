@@ -32,6 +32,7 @@ from im.errors import DecodeError, ImError
 from im.limits import TokenBucket
 from im.service import ImService
 from im.sessions import Push, Session, SessionSink
+from im.streams import StreamQueue
 from node.metrics import Counter, Histogram
 from store.errors import StoreError
 
@@ -69,13 +70,21 @@ class Outbox:
     serialized through the connection's sans-I/O protocol and handed to the transport in
     ONE write: a syscall per tick instead of per frame. When the transport's buffer is over
     its high-water mark (websockets' ``paused``), flushing waits for ``drain()``.
+
+    Stream frames (``put_stream``) wait in a separate small queue that drops its OLDEST
+    frame when full (im/streams.py): while the transport is paused they never grow memory
+    and never displace the reliable frames; dropped frames are counted in ``dropped``.
     """
 
-    def __init__(self, ws: ServerConnection, limit: int, sent: Counter) -> None:
+    def __init__(
+        self, ws: ServerConnection, limit: int, sent: Counter, stream_limit: int = 64, dropped: Counter | None = None
+    ) -> None:
         self.ws = ws
         self.limit = limit
         self._sent = sent
         self._queue: deque[bytes | str] = deque()
+        self._streams: StreamQueue[bytes | str] = StreamQueue(stream_limit)
+        self._dropped = dropped
         self._closing: tuple[int, str] | None = None
         self._scheduled = False
         self._draining = False
@@ -92,6 +101,14 @@ class Outbox:
         self._schedule()
         return True
 
+    def put_stream(self, data: bytes | str) -> None:
+        """Queue a stream frame; when the stream queue is full the oldest one is dropped."""
+        if self._closing is not None:
+            return
+        if self._streams.offer(data) and self._dropped is not None:
+            self._dropped.inc()
+        self._schedule()
+
     def close(self, code: int, reason: str) -> None:
         """Flush what is queued, then run the closing handshake."""
         self._closing = (code, reason)
@@ -99,6 +116,7 @@ class Outbox:
 
     def clear(self) -> None:
         self._queue.clear()
+        self._streams.clear()
 
     def _schedule(self) -> None:
         if not self._scheduled and not self._draining:
@@ -110,6 +128,7 @@ class Outbox:
         ws = self.ws
         if ws.protocol.state is not State.OPEN:
             self._queue.clear()
+            self._streams.clear()
             return
         if ws.paused:
             self._draining = True
@@ -122,6 +141,14 @@ class Outbox:
             else:
                 ws.protocol.send_text(item.encode())
         self._queue.clear()
+        if self._streams:
+            streams = self._streams.take_all()
+            count += len(streams)
+            for item in streams:
+                if isinstance(item, bytes):
+                    ws.protocol.send_binary(item)
+                else:
+                    ws.protocol.send_text(item.encode())
         chunks = ws.protocol.data_to_send()
         if chunks:
             ws.transport.write(b"".join(chunks))
@@ -153,7 +180,9 @@ class ClientConnection:
         now = gateway.now()
         self._bucket = TokenBucket(gateway.options.rate_limit, gateway.options.rate_burst, now)
         self._limited_streak = 0
-        self._outbox = Outbox(ws, gateway.options.max_outbox, gateway.frames_out)
+        self._outbox = Outbox(
+            ws, gateway.options.max_outbox, gateway.frames_out, gateway.stream_queue, gateway.stream_dropped
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._close_after: tuple[int, str] | None = None
@@ -243,6 +272,11 @@ class ClientConnection:
     def push(self, push: Push) -> None:
         self._enqueue(push.binary() if self.codec.binary else push.json())
 
+    def push_stream(self, push: Push) -> None:
+        """A droppable push (stream data): the oldest queued stream frame goes when full."""
+        if not self._closing:
+            self._outbox.put_stream(push.binary() if self.codec.binary else push.json())
+
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
         session, self.session = self.session, None
@@ -282,6 +316,8 @@ class Gateway:
         self.now = now
         self.metrics = service.metrics
         self.frames_out = self.metrics.frames_total("out")
+        self.stream_dropped = service.spaces.streams.dropped  # timnode_stream_frames_dropped_total
+        self.stream_queue = service.spaces.options.stream_queue
         self.frames_in = self.metrics.frames_total("in")
         self.metrics.gauge("timnode_client_connections_open", "Open client connections", lambda: len(self.connections))
         self._latency: dict[str, Histogram] = {}

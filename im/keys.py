@@ -14,6 +14,10 @@ names nor content; message ids are big-endian so that key order is id order.
     M | blind(user) | blind(conversation)    -> records.ReadMarker (read up to here: im/receipts.py)
     S | blind(user)                          -> records.PresenceSetting (chosen presence: im/presence.py)
     P | blind(user)                          -> client.Profile   (im/profiles.py)
+    H | blind(group)                         -> records.Group    (a group's info and settings: im/groups.py)
+    N | blind(group) | blind(user)           -> records.GroupMembership (member, applicant, banned, former)
+    U | blind(user) | blind(group)           -> records.UserGroup (the user's groups: "my groups")
+    G | blind(group) | seq                   -> client.Message   (the group log, stored once: read diffusion)
 
 Relations are scanned per user (``relations_range``): the peer's name is in the sealed
 value, never in the key.
@@ -114,3 +118,36 @@ class KeySchema:
 
     def profile(self, user: str) -> bytes:
         return b"P" + self.user(user)
+
+    # ---------------------------------------------------------------- groups (im/groups.py)
+
+    def group(self, group: str) -> bytes:
+        return b"H" + self._blind(b"group", group.encode())
+
+    def _group_part(self, group: str) -> bytes:
+        return self._blind(b"group", group.encode())
+
+    def membership(self, group: str, user: str) -> bytes:
+        return b"N" + self._group_part(group) + self.user(user)
+
+    def memberships_range(self, group: str) -> tuple[bytes, bytes]:
+        prefix = b"N" + self._group_part(group)
+        return prefix, prefix_end(prefix)
+
+    def user_group(self, user: str, group: str) -> bytes:
+        return b"U" + self.user(user) + self._group_part(group)
+
+    def user_groups_range(self, user: str) -> tuple[bytes, bytes]:
+        prefix = b"U" + self.user(user)
+        return prefix, prefix_end(prefix)
+
+    def group_message(self, group: str, seq: int) -> bytes:
+        return b"G" + self._group_part(group) + pack_id(seq)
+
+    def group_log_range(self, group: str, after_seq: int, up_to: int) -> tuple[bytes, bytes]:
+        """Keys of seq in (after_seq, up_to]."""
+        prefix = b"G" + self._group_part(group)
+        return prefix + pack_id(after_seq + 1), prefix + pack_id(up_to + 1) if up_to < 2**64 - 1 else prefix_end(prefix)
+
+    def group_log_prefix(self, group: str) -> bytes:
+        return b"G" + self._group_part(group)

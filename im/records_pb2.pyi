@@ -80,3 +80,64 @@ class PresenceSetting(_message.Message):
     text: str
     fields: _containers.ScalarMap[str, str]
     def __init__(self, status: _Optional[int] = ..., text: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Group(_message.Message):
+    __slots__ = ("group", "name", "topic", "avatar_url", "fields", "owner", "join_policy", "max_members", "muted", "dissolved", "created_at")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    AVATAR_URL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    JOIN_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    DISSOLVED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    name: str
+    topic: str
+    avatar_url: str
+    fields: _containers.ScalarMap[str, str]
+    owner: str
+    join_policy: int
+    max_members: int
+    muted: bool
+    dissolved: bool
+    created_at: int
+    def __init__(self, group: _Optional[str] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., avatar_url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., owner: _Optional[str] = ..., join_policy: _Optional[int] = ..., max_members: _Optional[int] = ..., muted: _Optional[bool] = ..., dissolved: _Optional[bool] = ..., created_at: _Optional[int] = ...) -> None: ...
+
+class GroupMembership(_message.Message):
+    __slots__ = ("user", "state", "role", "since", "muted_until", "join_seq", "left_seq", "read_seq", "text")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    MUTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    JOIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LEFT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    state: int
+    role: int
+    since: int
+    muted_until: int
+    join_seq: int
+    left_seq: int
+    read_seq: int
+    text: str
+    def __init__(self, user: _Optional[str] = ..., state: _Optional[int] = ..., role: _Optional[int] = ..., since: _Optional[int] = ..., muted_until: _Optional[int] = ..., join_seq: _Optional[int] = ..., left_seq: _Optional[int] = ..., read_seq: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+
+class UserGroup(_message.Message):
+    __slots__ = ("group",)
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    def __init__(self, group: _Optional[str] = ...) -> None: ...

@@ -168,6 +168,10 @@ class ShardedStore(RecordStore):
         self._failed: list[tuple[int, bytes, list[Op]]] = []
         self._cleanups: list[tuple[int, bytes, list[int]]] = []
         self._cleaner: asyncio.Task[None] | None = None
+        self._cleanups_queued = 0
+        self.cleanup_broken: StoreUnavailable | None = None  # until recover(): no slot may move
+        self._cleanups_done = 0
+        self._cleanup_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._recovering = asyncio.Lock()
         self._counter = itertools.count()
         self.rebalance_lock = asyncio.Lock()
@@ -379,6 +383,7 @@ class ShardedStore(RecordStore):
                 if orphans:
                     await shard.write(orphans)
             self._failed.clear()
+            self.cleanup_broken = None
             if intents:
                 log.info("= rolled forward %d cross-shard batches", len(intents))
             return len(intents)
@@ -407,35 +412,62 @@ class ShardedStore(RecordStore):
 
     def _queue_cleanup(self, anchor: int, txid: bytes, targets: list[int]) -> None:
         self._cleanups.append((anchor, txid, targets))
+        self._cleanups_queued += 1
         if self._cleaner is None or self._cleaner.done():
             self._cleaner = asyncio.ensure_future(self._clean())
 
     async def _clean(self) -> None:
-        while self._cleanups:
-            batch, self._cleanups = self._cleanups, []
-            intents: dict[int, list[Op]] = {}
-            markers: dict[int, list[Op]] = {}
-            for anchor, txid, targets in batch:
-                intents.setdefault(anchor, []).append(Delete(INTENT_PREFIX + txid))
-                for sid in targets:
-                    markers.setdefault(sid, []).append(Delete(APPLIED_PREFIX + txid))
-            # intents first: a marker without its intent is harmless, an intent without markers is not
-            await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in intents.items()))
-            await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in markers.items()))
+        batch: list[tuple[int, bytes, list[int]]] = []
+        try:
+            while self._cleanups:
+                batch, self._cleanups = self._cleanups, []
+                intents: dict[int, list[Op]] = {}
+                markers: dict[int, list[Op]] = {}
+                for anchor, txid, targets in batch:
+                    intents.setdefault(anchor, []).append(Delete(INTENT_PREFIX + txid))
+                    for sid in targets:
+                        markers.setdefault(sid, []).append(Delete(APPLIED_PREFIX + txid))
+                # intents first: a marker without its intent is harmless, an intent without markers is not
+                await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in intents.items()))
+                await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in markers.items()))
+                self._cleanups_done += len(batch)
+                self._wake_cleanup_waiters(None)
+        except Exception as exc:  # leftovers are rolled forward (idempotently) by recover()
+            log.warning("= cross-shard cleanup failed: %s", exc)
+            self._cleanups_done += len(batch)
+            self.cleanup_broken = StoreUnavailable(f"cross-shard cleanup failed: {exc}")
+            self._wake_cleanup_waiters(self.cleanup_broken)
+
+    def _wake_cleanup_waiters(self, exc: Exception | None) -> None:
+        waiting = []
+        for target, future in self._cleanup_waiters:
+            if future.done():
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+            elif self._cleanups_done >= target:
+                future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._cleanup_waiters = waiting
 
     async def flush_cleanups(self, quiet: bool = False) -> None:
-        """Wait until every finished cross-shard batch's intent and markers are deleted."""
-        while self._cleaner is not None and not self._cleaner.done():
-            try:
-                await asyncio.shield(self._cleaner)
-            except StoreError:
-                if not quiet:
-                    raise
-        if self._cleaner is not None and self._cleaner.done() and not self._cleaner.cancelled():
-            exc = self._cleaner.exception()
-            self._cleaner = None
-            if exc is not None and not quiet:
-                raise exc
+        """Wait until the intents and markers of batches finished before this call are deleted.
+
+        Under continuous load the cleaner never idles; this waits only for what was queued.
+        """
+        target = self._cleanups_queued
+        if self._cleanups_done >= target:
+            return
+        if self._cleaner is None or self._cleaner.done():
+            self._cleaner = asyncio.ensure_future(self._clean())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._cleanup_waiters.append((target, future))
+        try:
+            await future
+        except StoreError:
+            if not quiet:
+                raise
 
     # ---- freeze / drain (for the rebalancer) -------------------------------------------
 
@@ -490,6 +522,8 @@ class ShardedStore(RecordStore):
         if self._failed:
             await self._retry_failed()
         await self.flush_cleanups()
+        if self.cleanup_broken is not None:
+            raise self.cleanup_broken
 
     async def commit_map(self, new: ShardMap) -> None:
         """Store ``new`` durably in the root shard, then route by it."""

@@ -4,6 +4,7 @@ timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
 timnode chat URL --user U ...        terminal client (``--json`` for scripts)
 timnode peers --node HOST:PORT       who the node is linked to (``--json`` for scripts)
 timnode id / timnode keygen          print the PeerId / a new network key
+timnode store status|init|add-shard|remove-shard|reseal   the record store (see timnode.store_cli)
 timnode version                      print the version
 """
 
@@ -123,11 +124,18 @@ def _peers_main(argv: list[str]) -> int:
     return 0
 
 
+def _store_main(argv: list[str]) -> int:
+    from timnode.store_cli import main as store_main
+
+    return store_main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "chat": _chat_main,
     "id": _id_main,
     "keygen": _keygen_main,
     "peers": _peers_main,
+    "store": _store_main,
     "version": _version_main,
 }
 

@@ -52,9 +52,9 @@ from node.manager import LinkManager, ManagerConfig
 from node.peerstore import format_addr, split_host_port
 from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
-from store.crypto import Keyring, load_or_create_data_key, parse_data_key
+from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key
 from store.factory import open_store
-from timnode import __version__
+from timnode import __version__, store_admin
 from timnode.config import NodeConfig
 from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht
 from timnode.metered_store import MeteredStore
@@ -109,7 +109,7 @@ class Node:
         if self.config.no_store:
             return Keyring(secrets.token_bytes(32))
         if self.config.data_key:
-            return Keyring(parse_data_key(self.config.data_key))
+            return keyring_from_spec(self.config.data_key)  # KEY or v2:KEY,v1:KEY[,blind:KEY]
         return Keyring(load_or_create_data_key(self.data_dir / "data.key"))
 
     async def start(self) -> None:
@@ -122,6 +122,8 @@ class Node:
         self.dht = build_dht(self.config, self.links, identity)
         keyring = self._keyring()
         url = self.config.resolved_store_url()
+        if not self.config.no_store:  # <data-dir>/shards.json makes the store sharded
+            url = store_admin.store_url(self.config.store, self.data_dir, url)
         backend = open_store(url, None if self.config.no_store else keyring)
         self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
@@ -133,6 +135,8 @@ class Node:
         self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
         self._build_port()
         assert self.server is not None
+        if not self.config.no_store:
+            store_admin.install(self.server, self.store, self.data_dir)  # /admin/store/*
         await self.server.start()
         await self._start_links()
         await self.dht.start()

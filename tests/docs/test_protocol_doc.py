@@ -103,7 +103,7 @@ def test_example_framing_rules(doc: str) -> None:
             continue
         body = frame.WhichOneof("body")
         assert isinstance(frame, pb.ServerFrame)
-        if body in ("message", "presence", "delivered", "kicked", "typing"):
+        if body in ("message", "presence", "delivered", "kicked", "typing", "group_message", "room_message", "stream"):
             assert frame.id == 0, f"push {body} must carry id 0"
         elif body != "error":
             assert frame.id > 0, f"response {body} must echo a request id"

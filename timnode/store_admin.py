@@ -1,0 +1,138 @@
+"""The node's store admin routes (``timnode store ...`` talks to a running node through them).
+
+    GET /admin/store/status[?counts=1]     shards, slots, rebalance progress (+ record counts)
+    GET /admin/store/add-shard?url=URL     plan + start an online rebalance onto URL
+    GET /admin/store/remove-shard?url=URL  plan + start moving every slot off URL
+    GET /admin/store/reseal                re-seal old values under the newest key version
+
+Every request carries ``Authorization: Bearer TOKEN``, the token the node writes to
+``<data-dir>/store-admin.token`` (mode 0600) at start: only someone who can read the data
+directory administers the store. The port's HTTP side serves GET only, hence GET routes.
+The rebalance runs inside the node, which is what lets it freeze slots against its own
+writes (see ``store/rebalance.py``); the CLI polls ``status`` until it is done.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import pathlib
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from node.server import HttpReply, PortServer, json_reply
+from store.api import RecordStore
+from store.errors import StoreError
+from store.rebalance import add_shard, remove_shard, start_rebalance
+from store.reseal import reseal
+from store.sealed import SealedStore
+from store.sharded import ShardedStore, find_sharded
+
+__all__ = ["install", "TOKEN_FILE", "store_url", "status_doc"]
+
+TOKEN_FILE = "store-admin.token"
+SHARDS_FILE = "shards.json"
+
+
+def store_url(configured: str, data_dir: pathlib.Path, default: str) -> str:
+    """``--store`` if given, else ``shards://<data-dir>/shards.json`` if present, else ``default``."""
+    if configured:
+        return configured
+    shards = data_dir.expanduser().resolve() / SHARDS_FILE
+    return "shards://" + str(shards) if shards.exists() else default
+
+
+def _write_token(data_dir: pathlib.Path) -> str:
+    token = secrets.token_urlsafe(24)
+    path = data_dir / TOKEN_FILE
+    tmp = data_dir / (TOKEN_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    tmp.replace(path)
+    return token
+
+
+def _find_sealed(store: RecordStore) -> SealedStore | None:
+    seen: RecordStore | None = store
+    while seen is not None:
+        if isinstance(seen, SealedStore):
+            return seen
+        seen = getattr(seen, "inner", None)
+    return None
+
+
+async def status_doc(store: RecordStore, counts: bool) -> dict[str, Any]:
+    """What ``timnode store status`` prints, for a sharded or a single store."""
+    sharded = find_sharded(store)
+    if sharded is None:
+        doc: dict[str, Any] = {"sharded": False, "store": store.describe()}
+        if counts:
+            from store.reseal import END
+            from store.sharded import pages
+
+            doc["records"] = sum([len(rows) async for rows in pages(_raw(store), b"", END, 5000)])
+        return doc
+    doc = {"sharded": True} | sharded.describe()
+    if counts:
+        per_shard = await sharded.record_counts()
+        for shard in doc["shards"]:
+            shard["records"] = per_shard.get(shard["id"], 0)
+    return doc
+
+
+def _raw(store: RecordStore) -> RecordStore:
+    sealed = _find_sealed(store)
+    return sealed.inner if sealed is not None else store
+
+
+class _Routes:
+    def __init__(self, store: RecordStore, token: str) -> None:
+        self.store = store
+        self.token = token
+
+    def _authorised(self, request: Any) -> bool:
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+
+    def _sharded(self) -> ShardedStore:
+        sharded = find_sharded(self.store)
+        if sharded is None:
+            raise StoreError("this node's store is not sharded: stop it and run `timnode store init`")
+        return sharded
+
+    async def handle(self, request: Any) -> HttpReply:
+        if not self._authorised(request):
+            return json_reply({"error": "missing or wrong store admin token"}, 401)
+        parts = urlsplit(request.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            return await self._dispatch(parts.path.rsplit("/", 1)[-1], query)
+        except (StoreError, ValueError) as exc:
+            return json_reply({"error": str(exc)}, 409)
+
+    async def _dispatch(self, action: str, query: dict[str, str]) -> HttpReply:
+        if action == "status":
+            return json_reply(await status_doc(self.store, query.get("counts") == "1"))
+        if action in ("add-shard", "remove-shard"):
+            sharded, url = self._sharded(), query.get("url", "")
+            if not url:
+                return json_reply({"error": "url= is required"}, 400)
+            sid = await (add_shard if action == "add-shard" else remove_shard)(sharded, url)
+            start_rebalance(sharded)
+            return json_reply({"shard": sid} | await status_doc(self.store, False))
+        if action == "reseal":
+            sealed = _find_sealed(self.store)
+            if sealed is None or not isinstance(sealed.inner, ShardedStore):
+                raise StoreError("online reseal needs a sharded, sealed store: stop the node and reseal offline")
+            report = await reseal(sealed)
+            return json_reply({"records": report.records, "resealed": report.resealed})
+        return json_reply({"error": f"unknown store admin action {action!r}"}, 404)
+
+
+def install(server: PortServer, store: RecordStore, data_dir: pathlib.Path) -> None:
+    """Write the admin token and add the ``/admin/store/*`` routes to ``server``."""
+    routes = _Routes(store, _write_token(data_dir))
+    for action in ("status", "add-shard", "remove-shard", "reseal"):
+        server.add_route(f"/admin/store/{action}", routes.handle)
