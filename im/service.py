@@ -22,6 +22,7 @@ from im.limits import LoginThrottle
 from im.messaging import Messenger
 from im.metrics import ImMetrics
 from im.sessions import Session, SessionRegistry, SessionSink
+from im.spaces import Spaces, SpacesOptions
 
 __all__ = ["Connection", "ImService", "NetworkPresence", "PresenceHook", "ServiceOptions", "SessionGuard"]
 
@@ -79,6 +80,7 @@ class ImService:
         now_ms: Callable[[], int],
         metrics: ImMetrics,
         feature_options: FeatureOptions | None = None,
+        spaces_options: SpacesOptions | None = None,
     ) -> None:
         self.metrics = metrics
         metrics.gauge("timnode_sessions", "Logged-in sessions (devices) on this node", registry.session_count)
@@ -107,6 +109,12 @@ class ImService:
             messenger, accounts=accounts, registry=registry, now=now, now_ms=now_ms, options=feature_options
         )
         self._handlers.update(self.features.handlers())
+        #: groups, rooms, stream data, chunked payloads (im/spaces.py)
+        self.spaces = Spaces(
+            messenger=messenger, accounts=accounts, registry=registry, now=now, now_ms=now_ms, metrics=metrics,
+            check_send=self.features.before_send, check_user=self.features.roster.check_send, options=spaces_options,
+        )  # fmt: skip
+        self._handlers.update(self.spaces.handlers())
         self._anonymous = {"register", "login", "resume", "ping"}
         self.presence_hooks: list[PresenceHook] = []
         #: awaited with (user, device) before a session opens; raise ImError to refuse (admin blocks)
@@ -225,6 +233,7 @@ class ImService:
 
     async def end_session(self, session: Session) -> None:
         """Forget a session (connection closed, logout or kick); announce offline if last."""
+        self.spaces.session_ended(session)
         if self.registry.remove(session):
             await self._announce(session.user, online=False)
             log.info("= session closed user=%s device=%s (last device)", session.user, session.device)

@@ -48,6 +48,11 @@ class NodeConfig:
     advertise: str = field(default="", metadata={"help": "address peers should dial (default: the listen address)"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest WebSocket frame a client may send"})
     max_message_bytes: int = field(default=16384, metadata={"help": "largest message body (text or data)"})
+    max_payload_bytes: int = field(
+        default=1048576, metadata={"help": "largest body sent in chunks (chunk_start/chunk/chunk_end)"}
+    )
+    group_max_members: int = field(default=2000, metadata={"help": "default and largest max_members of a group"})
+    room_grace: float = field(default=60.0, metadata={"help": "seconds an empty room is kept before it expires"})
     max_connections: int = field(default=10000, metadata={"help": "client connections at most"})
     max_conns_per_ip: int = field(default=64, metadata={"help": "client connections per remote address (0: no limit)"})
     rate_limit: float = field(default=200.0, metadata={"help": "requests per second per connection (0: no limit)"})
@@ -109,6 +114,10 @@ class NodeConfig:
             raise ConfigError("max_devices must be at least 1")
         if self.max_message_bytes > self.max_frame_bytes:
             raise ConfigError("max_message_bytes must not exceed max_frame_bytes")
+        if self.max_payload_bytes < self.max_message_bytes:
+            raise ConfigError("max_payload_bytes must be at least max_message_bytes")
+        if self.group_max_members < 2:
+            raise ConfigError("group_max_members must be at least 2")
         if self.dht_mode not in ("auto", "server", "client"):
             raise ConfigError("dht_mode must be auto, server or client")
         if not 1.0 <= self.presence_ttl <= 86400.0:

@@ -44,6 +44,7 @@ from im.messaging import MessageLimits, Messenger
 from im.metrics import ImMetrics
 from im.service import ImService, ServiceOptions
 from im.sessions import SessionRegistry
+from im.spaces import SpacesOptions
 from nat.service import NatConfig, NatService
 from node import netkey
 from node.identity import Identity
@@ -172,6 +173,12 @@ class Node:
             now=loop.time,
             now_ms=_now_ms,
             metrics=self.metrics,
+            spaces_options=SpacesOptions(
+                max_body=self.config.max_message_bytes,
+                max_payload=self.config.max_payload_bytes,
+                group_max_members=self.config.group_max_members,
+                room_grace=self.config.room_grace,
+            ),
         )
 
     def _build_links(self, identity: Identity, network_key: bytes) -> LinkManager:
