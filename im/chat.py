@@ -8,6 +8,12 @@ Each stdin line is a command (both modes)::
     /history USER [N]   the last N (default 20) messages with USER
     /sub USER...        subscribe to presence      /unsub USER...   unsubscribe
     /to USER            set the current peer       /ping            round trip to the node
+    /recall ID          recall a message you sent  /edit ID TEXT    replace its text
+    /burnmsg USER TEXT  send burn-after-reading    /burn ID         report it read (it burns)
+    /read USER ID       read marker up to ID       /unread          unread counts
+    /typing USER [off]  typing indicator           /status STATE [TEXT]  available|away|busy|invisible
+    /friend USER [TEXT] friend request             /accept USER  /reject USER  /unfriend USER
+    /block USER  /unblock USER  /roster            /profile USER    /nick NAME
     /help               the commands               /quit            leave (so does EOF)
 
 In interactive mode a line without a slash goes to the current peer (``//x`` sends ``/x``).
@@ -112,6 +118,23 @@ USAGE: dict[str, str] = {
     "unsub": "/unsub USER...",
     "to": "/to USER",
     "ping": "/ping",
+    "recall": "/recall ID",
+    "edit": "/edit ID TEXT",
+    "burnmsg": "/burnmsg USER TEXT",
+    "burn": "/burn ID",
+    "read": "/read USER ID",
+    "unread": "/unread",
+    "typing": "/typing USER [off]",
+    "status": "/status available|away|busy|invisible [TEXT]",
+    "friend": "/friend USER [TEXT]",
+    "accept": "/accept USER",
+    "reject": "/reject USER",
+    "unfriend": "/unfriend USER",
+    "block": "/block USER",
+    "unblock": "/unblock USER",
+    "roster": "/roster",
+    "profile": "/profile USER",
+    "nick": "/nick NAME",
     "help": "/help",
     "quit": "/quit",
 }
@@ -195,6 +218,31 @@ def _parse_bare(name: str, rest: str, line: str) -> Command:
     return Command(name=name, line=line)
 
 
+_ID_ARG = {"recall", "edit", "burn"}
+_USER_TEXT = {"burnmsg", "friend", "typing", "read", "status"}
+
+
+def _parse_feature(name: str, rest: str, line: str) -> Command:
+    """``/recall ID``, ``/edit ID TEXT``, ``/friend USER [TEXT]``, ``/block USER``, ..."""
+    head, _, text = rest.strip().partition(" ")
+    text = text.strip()
+    if name in ("roster", "unread"):
+        return Command(name=name, line=line)
+    if not head or (name in ("edit", "burnmsg", "nick") and not (text or name == "nick")):
+        raise _usage(name)
+    if name in _ID_ARG:
+        if not head.isdigit():
+            raise CommandError("USAGE", "ID must be a message id (a number)")
+        return Command(name=name, line=line, limit=int(head), text=text)
+    if name == "read" and not text.isdigit():
+        raise _usage(name)
+    if name == "nick":
+        return Command(name=name, line=line, text=rest.strip())
+    if name not in _USER_TEXT and text:
+        raise _usage(name)
+    return Command(name=name, line=line, users=(head,), text=text)
+
+
 _PARSERS: dict[str, Callable[[str, str, str], Command]] = {
     "msg": _parse_msg,
     "history": _parse_history,
@@ -205,6 +253,9 @@ _PARSERS: dict[str, Callable[[str, str, str], Command]] = {
     "help": _parse_bare,
     "quit": _parse_bare,
 }
+
+
+_PARSERS.update(dict.fromkeys(USAGE.keys() - _PARSERS.keys() - {"help", "quit"}, _parse_feature))
 
 
 def default_device(hostname: str | None = None) -> str:
@@ -280,6 +331,10 @@ class Printer:
     def error(self, code: str, message: str, command: str = "") -> None:
         raise NotImplementedError
 
+    def result(self, kind: str, fields: dict[str, Any]) -> None:
+        """The answer to a feature command (``/recall``, ``/friend``, ``/roster``, ...)."""
+        raise NotImplementedError
+
     def fatal(self, code: str, message: str) -> None:
         """The chat cannot go on (login failed, session ended)."""
         self.error(code, message)
@@ -340,6 +395,9 @@ class JsonPrinter(Printer):
 
     def help(self) -> None:
         self._emit({"event": "help", "commands": [u.split("   ")[0] for u in USAGE.values()]})
+
+    def result(self, kind: str, fields: dict[str, Any]) -> None:
+        self._emit({"event": kind, **fields})
 
     def error(self, code: str, message: str, command: str = "") -> None:
         obj = {"event": "error", "code": code, "message": message}
@@ -425,6 +483,10 @@ class HumanPrinter(Printer):
     def help(self) -> None:
         self._write("commands:\n  " + "\n  ".join(USAGE.values()))
         self._write("  a line without a slash goes to the current peer (//text sends /text)")
+
+    def result(self, kind: str, fields: dict[str, Any]) -> None:
+        detail = ", ".join(f"{k}={_printable(json.dumps(v, ensure_ascii=False))}" for k, v in fields.items())
+        self._write(f"* {kind}" + (f": {detail}" if detail else ""))
 
     def error(self, code: str, message: str, command: str = "") -> None:
         where = f"   ({_printable(command)})" if command else ""
@@ -608,6 +670,54 @@ class ChatRunner:
                 self.printer.pong(server_time, loop.time() - start)
             case "help":
                 self.printer.help()
+            case _:
+                await self._feature(command)
+
+    async def _feature(self, command: Command) -> None:
+        client, users, text = self.client, command.users, command.text
+        match command.name:
+            case "recall":
+                sent = await client.recall(command.limit)
+                self.printer.result("recalled", {"messageId": str(command.limit), "eventId": str(sent.message_id)})
+            case "edit":
+                sent = await client.edit(command.limit, text)
+                self.printer.result("edited", {"messageId": str(command.limit), "eventId": str(sent.message_id)})
+            case "burnmsg":
+                client_msg_id = secrets.token_hex(12)
+                sent = await client.send(users[0], text, client_msg_id=client_msg_id, burn=True)
+                self.printer.sent(users[0], text, sent, client_msg_id)
+            case "burn":
+                sent = await client.burn(command.limit)
+                self.printer.result("burnt", {"messageId": str(command.limit), "eventId": str(sent.message_id)})
+            case "read":
+                sent = await client.mark_read(users[0], int(text))
+                self.printer.result("read", {"conversation": users[0], "upTo": text, "moved": not sent.duplicate})
+            case "unread":
+                counts = await client.unread()
+                self.printer.result("unread", {u: c.count for u, c in counts.items()})
+            case "typing":
+                await client.typing(users[0], active=text.lower() != "off")
+                self.printer.result("typing", {"to": users[0], "active": text.lower() != "off"})
+            case "status":
+                status = _STATUSES.get(users[0].lower())
+                if status is None:
+                    raise _usage("status")
+                presence = await client.set_presence(status, text)
+                self.printer.result("status", json_format.MessageToDict(presence))
+            case "friend" | "accept" | "reject" | "unfriend":
+                await client.friend(users[0], _FRIEND_ACTIONS[command.name], text)
+                self.printer.result(command.name, {"user": users[0]})
+            case "block" | "unblock":
+                await (client.block if command.name == "block" else client.unblock)(users[0])
+                self.printer.result(command.name + "ed", {"user": users[0]})
+            case "roster":
+                self.printer.result("roster", json_format.MessageToDict(await client.roster()))
+            case "profile":
+                self.printer.result("profile", json_format.MessageToDict(await client.get_profile(users[0])))
+            case "nick":
+                profile = await client.get_profile(client.user)
+                profile.nickname = text
+                self.printer.result("profile", json_format.MessageToDict(await client.set_profile(profile)))
 
     def _current_peer(self) -> str:
         if not self.interactive:
@@ -621,6 +731,15 @@ class ChatRunner:
         sent = await self.client.send(to, text, client_msg_id=client_msg_id, timeout=_COMMAND_TIMEOUT)
         self.peer = to
         self.printer.sent(to, text, sent, client_msg_id)
+
+
+_STATUSES = {"available": pb.AVAILABLE, "away": pb.AWAY, "busy": pb.BUSY, "invisible": pb.INVISIBLE}
+_FRIEND_ACTIONS = {
+    "friend": pb.FRIEND_REQUEST,
+    "accept": pb.FRIEND_ACCEPT,
+    "reject": pb.FRIEND_REJECT,
+    "unfriend": pb.FRIEND_REMOVE,
+}
 
 
 # ---------------------------------------------------------------------- entry point

@@ -81,6 +81,14 @@ class NodeConfig:
     presence_ttl: float = field(
         default=3600.0, metadata={"help": "seconds a published DHT presence entry lives (republished at half)"}
     )
+    recall_window: float = field(default=120.0, metadata={"help": "seconds a sender may recall a message (0: none)"})
+    edit_window: float = field(default=900.0, metadata={"help": "seconds a sender may edit a message (0: no limit)"})
+    stranger_policy: str = field(
+        default="allow", metadata={"help": "who may message a user: allow (anyone) or friends-only"}
+    )
+    offline_notice: bool = field(
+        default=True, metadata={"help": "tell watchers and friends when a user's last device leaves"}
+    )
 
     def resolved_store_url(self) -> str:
         if self.no_store:
@@ -122,6 +130,10 @@ class NodeConfig:
             raise ConfigError("dht_mode must be auto, server or client")
         if not 1.0 <= self.presence_ttl <= 86400.0:
             raise ConfigError("presence_ttl must be between 1 and 86400 seconds")
+        if self.stranger_policy not in ("allow", "friends-only"):
+            raise ConfigError("stranger_policy must be allow or friends-only")
+        if self.recall_window < 0 or self.edit_window < 0:
+            raise ConfigError("recall_window and edit_window must be >= 0 (0: no limit)")
 
 
 def _flag(name: str) -> str:
@@ -133,7 +145,9 @@ def add_node_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file; every key is also a flag")
     for f in dataclasses.fields(NodeConfig):
         help_text = f.metadata.get("help", "")
-        if f.type in ("bool", bool):
+        if f.type in ("bool", bool) and f.default is True:  # --offline-notice / --no-offline-notice
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif f.type in ("bool", bool):
             parser.add_argument(_flag(f.name), action="store_true", default=None, help=help_text)
         elif str(f.type).startswith("list"):
             parser.add_argument(_flag(f.name), action="append", default=None, metavar=f.name.upper(), help=help_text)

@@ -35,6 +35,7 @@ from prometheus_client import (
 
 from im.accounts import Accounts
 from im.codec import SUBPROTOCOLS
+from im.features import FeatureOptions
 from im.federation import Federation, store_fingerprint
 from im.gateway import Gateway, GatewayOptions
 from im.ids import MessageIdGenerator
@@ -178,6 +179,13 @@ class Node:
                 max_payload=self.config.max_payload_bytes,
                 group_max_members=self.config.group_max_members,
                 room_grace=self.config.room_grace,
+            ),
+            feature_options=FeatureOptions(
+                recall_window=self.config.recall_window,
+                edit_window=self.config.edit_window,
+                stranger_policy=self.config.stranger_policy,
+                offline_notice=self.config.offline_notice,
+                max_body=self.config.max_message_bytes,
             ),
         )
 
