@@ -43,10 +43,12 @@ __all__ = [
     "PresenceEvent",
     "DeliveredEvent",
     "KickedEvent",
+    "GroupMessageEvent",
+    "RoomMessageEvent",
+    "StreamEvent",
     "ConnectedEvent",
     "DisconnectedEvent",
     "ConnectionLost",
-    "TypingEvent",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,11 +87,6 @@ class DeliveredEvent(ClientEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class TypingEvent(ClientEvent):
-    notice: pb.TypingNotice
-
-
-@dataclass(frozen=True, slots=True)
 class KickedEvent(ClientEvent):
     reason: int
     message: str
@@ -105,6 +102,23 @@ class ConnectedEvent(ClientEvent):
 class DisconnectedEvent(ClientEvent):
     code: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessageEvent(ClientEvent):
+    """A group message or notice pushed live (catch up with ``my_groups`` + ``group_sync``)."""
+
+    message: pb.Message
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMessageEvent(ClientEvent):
+    message: pb.Message
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent(ClientEvent):
+    frame: pb.StreamFrame
 
 
 class Client:
@@ -221,15 +235,9 @@ class Client:
         ext: dict[str, str] | None = None,
         client_msg_id: str = "",
         timeout: float = 60.0,
-        burn: bool = False,
-        burn_seconds: int = 0,
     ) -> pb.Sent:
-        """Send a message; retried across reconnects until acknowledged (idempotent).
-
-        ``burn``: burn after reading (the recipient calls :meth:`burn` once it was shown).
-        """
+        """Send a message; retried across reconnects until acknowledged (idempotent)."""
         req = pb.Send(to=to, type=type, client_msg_id=client_msg_id or secrets.token_hex(12))
-        req.burn, req.burn_seconds = burn, burn_seconds
         if data is not None:
             req.data = data
         else:
@@ -250,72 +258,109 @@ class Client:
     async def unsubscribe(self, users: Sequence[str]) -> None:
         await self._request_retrying(pb.ClientFrame(unsubscribe=pb.Unsubscribe(users=list(users))))
 
-    # ------------------------------------------------------------------ message and user features
-    # (docs/protocol.md, "Message and user features"); events arrive as MessageEvents whose
-    # message.type is an engine code (pb.TYPE_RECALL, pb.TYPE_EDIT, ...) and ref names the message.
-
-    async def recall(self, message_id: int) -> pb.Sent:
-        """Withdraw a message you sent (within the node's recall window)."""
-        return (await self._request_retrying(pb.ClientFrame(recall=pb.Recall(message_id=message_id)))).sent
-
-    async def edit(self, message_id: int, text: str) -> pb.Sent:
-        frame = pb.ClientFrame(edit=pb.Edit(message_id=message_id, text=text))
-        return (await self._request_retrying(frame)).sent
-
-    async def burn(self, message_id: int) -> pb.Sent:
-        """Report a burn-after-reading message as read: it is deleted everywhere."""
-        return (await self._request_retrying(pb.ClientFrame(burn=pb.Burn(message_id=message_id)))).sent
-
-    async def mark_read(self, conversation: str, up_to: int) -> pb.Sent:
-        """Move the read marker of a conversation (a peer's name) forward to ``up_to``."""
-        frame = pb.ClientFrame(read=pb.Read(conversation=conversation, up_to=up_to))
-        return (await self._request_retrying(frame)).sent
-
-    async def unread(self) -> dict[str, pb.Unread]:
-        """Unread counts per conversation."""
-        frame = pb.ClientFrame(sync=pb.Sync(after=2**64 - 1, limit=1, unread=True))
-        return {u.conversation: u for u in (await self._request_retrying(frame)).page.unread}
-
-    async def typing(self, to: str, active: bool = True) -> None:
-        await self._request_retrying(pb.ClientFrame(typing=pb.Typing(to=to, active=active)))
-
-    async def set_presence(
-        self, status: int = pb.AVAILABLE, text: str = "", fields: dict[str, str] | None = None
-    ) -> pb.Presence:
-        req = pb.SetPresence(status=status, text=text)  # type: ignore[arg-type]
-        req.fields.update(fields or {})
-        reply = await self._request_retrying(pb.ClientFrame(set_presence=req))
-        return reply.presences.presences[0]
-
-    async def friend(self, user: str, action: int = pb.FRIEND_REQUEST, text: str = "") -> None:
-        """Roster change: FRIEND_REQUEST (with text), FRIEND_ACCEPT, FRIEND_REJECT, FRIEND_REMOVE."""
-        req = pb.Friend(user=user, action=action, text=text)  # type: ignore[arg-type]
-        await self._request_retrying(pb.ClientFrame(friend=req))
-
-    async def block(self, user: str) -> None:
-        await self._request_retrying(pb.ClientFrame(block=pb.Block(user=user)))
-
-    async def unblock(self, user: str) -> None:
-        await self._request_retrying(pb.ClientFrame(unblock=pb.Unblock(user=user)))
-
-    async def roster(self) -> pb.Roster:
-        return (await self._request_retrying(pb.ClientFrame(roster=pb.GetRoster()))).roster
-
-    async def set_profile(self, profile: pb.Profile) -> pb.Profile:
-        reply = await self._request_retrying(pb.ClientFrame(set_profile=pb.SetProfile(profile=profile)))
-        return reply.profile
-
-    async def get_profile(self, user: str) -> pb.Profile:
-        return (await self._request_retrying(pb.ClientFrame(get_profile=pb.GetProfile(user=user)))).profile
-
-    async def change_password(self, old: str, new: str) -> None:
-        frame = pb.ClientFrame(change_password=pb.ChangePassword(old_password=old, new_password=new))
-        await self._request_retrying(frame)
-        self.password = new
-
     async def ping(self) -> int:
         reply = await self._request_retrying(pb.ClientFrame(ping=pb.Ping()))
         return reply.pong.server_time
+
+    # ------------------------------------------------------------------ groups, rooms, streams
+
+    async def create_group(self, name: str, members: Sequence[str] = (), **fields: Any) -> pb.GroupInfo:
+        req = pb.GroupCreate(name=name, members=list(members), **fields)
+        return (await self._request_retrying(pb.ClientFrame(group_create=req))).group
+
+    async def group_info(self, group: str) -> pb.GroupInfo:
+        return (await self._request_retrying(pb.ClientFrame(group_info=pb.GroupGet(group=group)))).group
+
+    async def modify_group(self, group: str, **changes: Any) -> pb.GroupInfo:
+        req = pb.GroupModify(group=group, **changes)
+        return (await self._request_retrying(pb.ClientFrame(group_modify=req))).group
+
+    async def dissolve_group(self, group: str) -> None:
+        await self._request_retrying(pb.ClientFrame(group_dissolve=pb.GroupDissolve(group=group)))
+
+    async def group_action(self, group: str, action: int, user: str = "", **kw: Any) -> None:
+        """Apply, approve, reject, invite, leave, kick, ban, unban, mute, unmute, set role, transfer."""
+        req = pb.GroupMember(group=group, action=action, user=user, **kw)  # type: ignore[arg-type]
+        await self._request_retrying(pb.ClientFrame(group_member=req))
+
+    async def group_members(self, group: str, after: str = "", limit: int = 100, **kw: Any) -> pb.GroupMemberPage:
+        req = pb.GroupMembers(group=group, after=after, limit=limit, **kw)
+        return (await self._request_retrying(pb.ClientFrame(group_members=req))).group_members
+
+    async def my_groups(self) -> list[pb.GroupSummary]:
+        return list((await self._request_retrying(pb.ClientFrame(my_groups=pb.MyGroups()))).groups.groups)
+
+    async def group_send(
+        self, group: str, text: str | None = None, *, data: bytes | None = None, to: str = "", type: int = 1,
+        ext: dict[str, str] | None = None, client_msg_id: str = "",
+    ) -> pb.Sent:  # fmt: skip
+        """Send to a group (``to``: privately to one member); idempotent across reconnects."""
+        req = pb.GroupSend(group=group, to=to, type=type, client_msg_id=client_msg_id or secrets.token_hex(12))
+        if data is not None:
+            req.data = data
+        else:
+            req.text = text or ""
+        req.ext.update(ext or {})
+        return (await self._request_retrying(pb.ClientFrame(group_send=req))).sent
+
+    async def group_sync(self, group: str, after_seq: int = 0, limit: int = 100) -> pb.GroupPage:
+        req = pb.GroupSync(group=group, after_seq=after_seq, limit=limit)
+        return (await self._request_retrying(pb.ClientFrame(group_sync=req))).group_page
+
+    async def group_read(self, group: str, seq: int) -> None:
+        await self._request_retrying(pb.ClientFrame(group_read=pb.GroupRead(group=group, seq=seq)))
+
+    async def create_room(self, room: str = "", publish: int = 0, publishers: Sequence[str] = ()) -> pb.RoomInfo:
+        req = pb.RoomCreate(room=room, publish=publish, publishers=list(publishers))  # type: ignore[arg-type]
+        return (await self._request_retrying(pb.ClientFrame(room_create=req))).room
+
+    async def join_room(self, room: str) -> pb.RoomInfo:
+        return (await self._request_retrying(pb.ClientFrame(room_join=pb.RoomJoin(room=room)))).room
+
+    async def leave_room(self, room: str) -> None:
+        await self._request_retrying(pb.ClientFrame(room_leave=pb.RoomLeave(room=room)))
+
+    async def room_members(self, room: str) -> pb.RoomInfo:
+        return (await self._request_retrying(pb.ClientFrame(room_members=pb.RoomMembers(room=room)))).room
+
+    async def room_send(
+        self, room: str, text: str | None = None, *, data: bytes | None = None, type: int = 1
+    ) -> pb.Sent:
+        req = pb.RoomSend(room=room, type=type)
+        if data is not None:
+            req.data = data
+        else:
+            req.text = text or ""
+        return (await self.request(pb.ClientFrame(room_send=req))).sent  # live: not retried
+
+    async def stream_send(
+        self, data: bytes, *, to: str = "", room: str = "", seq: int = 0, channel: int = 0
+    ) -> pb.Sent:
+        req = pb.StreamSend(seq=seq, data=data, channel=channel)
+        if room:
+            req.room = room
+        else:
+            req.to = to
+        return (await self.request(pb.ClientFrame(stream_send=req))).sent  # live: not retried
+
+    async def send_large(
+        self, template: pb.Send | pb.GroupSend | pb.RoomSend, body: str | bytes, *, piece: int = 32768
+    ) -> pb.Sent:
+        """Send a body larger than one frame in chunks (up to the node's --max-payload-bytes)."""
+        raw = body.encode() if isinstance(body, str) else body
+        upload = secrets.token_hex(8)
+        start = pb.ChunkStart(upload=upload, size=len(raw), text=isinstance(body, str))
+        if isinstance(template, pb.Send):
+            start.send.CopyFrom(template)
+        elif isinstance(template, pb.GroupSend):
+            start.group_send.CopyFrom(template)
+        else:
+            start.room_send.CopyFrom(template)
+        await self.request(pb.ClientFrame(chunk_start=start))
+        for offset in range(0, len(raw), piece):
+            chunk = pb.Chunk(upload=upload, offset=offset, data=raw[offset : offset + piece])
+            await self.request(pb.ClientFrame(chunk=chunk))
+        return (await self.request(pb.ClientFrame(chunk_end=pb.ChunkEnd(upload=upload)))).sent
 
     async def logout(self) -> None:
         """Revoke this device's token and close; the client does not reconnect."""
@@ -530,8 +575,12 @@ class Client:
             self._emit(PresenceEvent(frame.presence))
         elif kind == "delivered":
             self._emit(DeliveredEvent(frame.delivered.by, tuple(frame.delivered.message_ids)))
-        elif kind == "typing":
-            self._emit(TypingEvent(frame.typing))
+        elif kind == "group_message":
+            self._emit(GroupMessageEvent(frame.group_message))
+        elif kind == "room_message":
+            self._emit(RoomMessageEvent(frame.room_message))
+        elif kind == "stream":
+            self._emit(StreamEvent(frame.stream))
         elif kind == "kicked":
             self._emit(KickedEvent(frame.kicked.reason, frame.kicked.message))
             if frame.kicked.reason in _FINAL_KICKS:
@@ -596,8 +645,6 @@ def describe_event(event: ClientEvent) -> dict[str, Any]:
             return {"event": "presence", "presence": msg(p)}
         case DeliveredEvent(by=by, message_ids=ids):
             return {"event": "delivered", "by": by, "messageIds": [str(i) for i in ids]}
-        case TypingEvent(notice=n):
-            return {"event": "typing", "typing": msg(n)}
         case KickedEvent(reason=r, message=text):
             return {"event": "kicked", "reason": pb.KickReason.Name(r), "message": text}
         case ConnectedEvent(url=url, session=s):
