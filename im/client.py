@@ -49,6 +49,7 @@ __all__ = [
     "ConnectedEvent",
     "DisconnectedEvent",
     "ConnectionLost",
+    "TypingEvent",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class PresenceEvent(ClientEvent):
 class DeliveredEvent(ClientEvent):
     by: str
     message_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent(ClientEvent):
+    notice: pb.TypingNotice
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +241,15 @@ class Client:
         ext: dict[str, str] | None = None,
         client_msg_id: str = "",
         timeout: float = 60.0,
+        burn: bool = False,
+        burn_seconds: int = 0,
     ) -> pb.Sent:
-        """Send a message; retried across reconnects until acknowledged (idempotent)."""
+        """Send a message; retried across reconnects until acknowledged (idempotent).
+
+        ``burn``: burn after reading (the recipient calls :meth:`burn` once it was shown).
+        """
         req = pb.Send(to=to, type=type, client_msg_id=client_msg_id or secrets.token_hex(12))
+        req.burn, req.burn_seconds = burn, burn_seconds
         if data is not None:
             req.data = data
         else:
@@ -257,6 +269,69 @@ class Client:
 
     async def unsubscribe(self, users: Sequence[str]) -> None:
         await self._request_retrying(pb.ClientFrame(unsubscribe=pb.Unsubscribe(users=list(users))))
+
+    # ------------------------------------------------------------------ message and user features
+    # (docs/protocol.md, "Message and user features"); events arrive as MessageEvents whose
+    # message.type is an engine code (pb.TYPE_RECALL, pb.TYPE_EDIT, ...) and ref names the message.
+
+    async def recall(self, message_id: int) -> pb.Sent:
+        """Withdraw a message you sent (within the node's recall window)."""
+        return (await self._request_retrying(pb.ClientFrame(recall=pb.Recall(message_id=message_id)))).sent
+
+    async def edit(self, message_id: int, text: str) -> pb.Sent:
+        frame = pb.ClientFrame(edit=pb.Edit(message_id=message_id, text=text))
+        return (await self._request_retrying(frame)).sent
+
+    async def burn(self, message_id: int) -> pb.Sent:
+        """Report a burn-after-reading message as read: it is deleted everywhere."""
+        return (await self._request_retrying(pb.ClientFrame(burn=pb.Burn(message_id=message_id)))).sent
+
+    async def mark_read(self, conversation: str, up_to: int) -> pb.Sent:
+        """Move the read marker of a conversation (a peer's name) forward to ``up_to``."""
+        frame = pb.ClientFrame(read=pb.Read(conversation=conversation, up_to=up_to))
+        return (await self._request_retrying(frame)).sent
+
+    async def unread(self) -> dict[str, pb.Unread]:
+        """Unread counts per conversation."""
+        frame = pb.ClientFrame(sync=pb.Sync(after=2**64 - 1, limit=1, unread=True))
+        return {u.conversation: u for u in (await self._request_retrying(frame)).page.unread}
+
+    async def typing(self, to: str, active: bool = True) -> None:
+        await self._request_retrying(pb.ClientFrame(typing=pb.Typing(to=to, active=active)))
+
+    async def set_presence(
+        self, status: int = pb.AVAILABLE, text: str = "", fields: dict[str, str] | None = None
+    ) -> pb.Presence:
+        req = pb.SetPresence(status=status, text=text)  # type: ignore[arg-type]
+        req.fields.update(fields or {})
+        reply = await self._request_retrying(pb.ClientFrame(set_presence=req))
+        return reply.presences.presences[0]
+
+    async def friend(self, user: str, action: int = pb.FRIEND_REQUEST, text: str = "") -> None:
+        """Roster change: FRIEND_REQUEST (with text), FRIEND_ACCEPT, FRIEND_REJECT, FRIEND_REMOVE."""
+        req = pb.Friend(user=user, action=action, text=text)  # type: ignore[arg-type]
+        await self._request_retrying(pb.ClientFrame(friend=req))
+
+    async def block(self, user: str) -> None:
+        await self._request_retrying(pb.ClientFrame(block=pb.Block(user=user)))
+
+    async def unblock(self, user: str) -> None:
+        await self._request_retrying(pb.ClientFrame(unblock=pb.Unblock(user=user)))
+
+    async def roster(self) -> pb.Roster:
+        return (await self._request_retrying(pb.ClientFrame(roster=pb.GetRoster()))).roster
+
+    async def set_profile(self, profile: pb.Profile) -> pb.Profile:
+        reply = await self._request_retrying(pb.ClientFrame(set_profile=pb.SetProfile(profile=profile)))
+        return reply.profile
+
+    async def get_profile(self, user: str) -> pb.Profile:
+        return (await self._request_retrying(pb.ClientFrame(get_profile=pb.GetProfile(user=user)))).profile
+
+    async def change_password(self, old: str, new: str) -> None:
+        frame = pb.ClientFrame(change_password=pb.ChangePassword(old_password=old, new_password=new))
+        await self._request_retrying(frame)
+        self.password = new
 
     async def ping(self) -> int:
         reply = await self._request_retrying(pb.ClientFrame(ping=pb.Ping()))
@@ -581,6 +656,8 @@ class Client:
             self._emit(RoomMessageEvent(frame.room_message))
         elif kind == "stream":
             self._emit(StreamEvent(frame.stream))
+        elif kind == "typing":
+            self._emit(TypingEvent(frame.typing))
         elif kind == "kicked":
             self._emit(KickedEvent(frame.kicked.reason, frame.kicked.message))
             if frame.kicked.reason in _FINAL_KICKS:
@@ -645,6 +722,8 @@ def describe_event(event: ClientEvent) -> dict[str, Any]:
             return {"event": "presence", "presence": msg(p)}
         case DeliveredEvent(by=by, message_ids=ids):
             return {"event": "delivered", "by": by, "messageIds": [str(i) for i in ids]}
+        case TypingEvent(notice=n):
+            return {"event": "typing", "typing": msg(n)}
         case KickedEvent(reason=r, message=text):
             return {"event": "kicked", "reason": pb.KickReason.Name(r), "message": text}
         case ConnectedEvent(url=url, session=s):
