@@ -349,6 +349,10 @@ class Messenger:
         raw = await self._store.get(self._keys.cursor(user, device))
         return max(pending, rec.Cursor.FromString(raw).acked if raw else 0)
 
+    def new_message_id(self, now_ms: int) -> int:
+        """A fresh id from this node's generator, for messages the node writes itself (im/admin_ops.py)."""
+        return self._ids.next_id(now_ms)
+
     async def flush_cursors(self) -> None:
         if not self._dirty_cursors or not self.durable:
             self._dirty_cursors.clear()

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from node import peer_pb2 as pb
 from node.errors import AbortCode, DecodeError, LinkClosed, P2PError
 from node.identity import Identity, PeerId
 from node.link import Handlers, Link, LinkConfig, accept, dial
+from node.metrics import MetricSet
 from node.peerstore import BackoffConfig, DialTarget, PeerBook, dialable_addrs, parse_addr, split_host_port
 
 __all__ = [
@@ -153,6 +154,14 @@ class LinkManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._running = False
+        #: link traffic counters; the daemon registers this set on its /metrics registry
+        self.metrics = MetricSet()
+        self._link_bytes = self.metrics.counter(
+            "timnode_link_bytes_total", "Peer link bytes on the wire (sealed), by transport", ["transport", "direction"]
+        )
+        self._link_frames = self.metrics.counter(
+            "timnode_link_frames_total", "Peer link frames (before sealing), by transport", ["transport", "direction"]
+        )
 
     # -- configuration and upper-layer API ---------------------------------------------------------
 
@@ -335,6 +344,7 @@ class LinkManager:
         remote_host = split_host_port(link.remote_addr)[0] if link.remote_addr else ""
         addrs = dialable_addrs(link.remote_info.listen_addrs, remote_host)
         entry = LinkEntry(link, direction, time.time(), addrs, transport)
+        self._meter(link, entry.transport)
         self._links[peer] = entry
         self.book.link_up(peer, addrs, _now(), via)
         self._spawn(self._watch(entry))
@@ -351,6 +361,29 @@ class LinkManager:
         self._emit(LinkUp(peer=peer, direction=direction, addrs=addrs))
         self._spawn(self._greet(peer))
         return True
+
+    def _meter(self, link: Link, transport: str) -> None:
+        """Count the link's frames and sealed bytes per transport (wraps its channel's seal/open)."""
+        channel = link.channel
+        seal, open_ = channel.seal, channel.open
+        bytes_out, bytes_in = self._link_bytes(transport, "out"), self._link_bytes(transport, "in")
+        frames_out, frames_in = self._link_frames(transport, "out"), self._link_frames(transport, "in")
+
+        def metered_seal(messages: Iterable[bytes], *, coalesce: bool = True) -> list[bytes]:
+            batch = list(messages)
+            sealed = seal(batch, coalesce=coalesce)
+            frames_out.inc(len(batch))
+            bytes_out.inc(sum(map(len, sealed)))
+            return sealed
+
+        def metered_open(frame: bytes) -> list[bytes]:
+            opened = open_(frame)
+            bytes_in.inc(len(frame))
+            frames_in.inc(len(opened))
+            return opened
+
+        setattr(channel, "seal", metered_seal)  # noqa: B010 - instance override, not a class change
+        setattr(channel, "open", metered_open)  # noqa: B010
 
     async def _watch(self, entry: LinkEntry) -> None:
         await entry.link.wait_closed()

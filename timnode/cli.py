@@ -3,6 +3,7 @@
 timnode [NODE FLAGS]                 run a node (see ``timnode --help``)
 timnode chat URL --user U ...        terminal client (``--json`` for scripts)
 timnode peers --node HOST:PORT       who the node is linked to (``--json`` for scripts)
+timnode admin --node HOST:PORT CMD   the admin API: status, sessions, kick, block, broadcast ...
 timnode id / timnode keygen          print the PeerId / a new network key
 timnode store status|init|add-shard|remove-shard|reseal   the record store (see timnode.store_cli)
 timnode version                      print the version
@@ -58,6 +59,12 @@ def _chat_main(argv: list[str]) -> int:
     from im.chat import main as chat_main
 
     return chat_main(argv)
+
+
+def _admin_main(argv: list[str]) -> int:
+    from im.admin_cli import main as admin_main
+
+    return admin_main(argv)
 
 
 def _version_main(argv: list[str]) -> int:
@@ -131,6 +138,7 @@ def _store_main(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "admin": _admin_main,
     "chat": _chat_main,
     "id": _id_main,
     "keygen": _keygen_main,

@@ -89,6 +89,9 @@ class NodeConfig:
     offline_notice: bool = field(
         default=True, metadata={"help": "tell watchers and friends when a user's last device leaves"}
     )
+    admin_token: str = field(
+        default="", metadata={"help": "bearer token of the admin API at /admin (value or a file); none: no admin API"}
+    )
 
     def resolved_store_url(self) -> str:
         if self.no_store:
@@ -102,6 +105,14 @@ class NodeConfig:
         if not sep or not port.isdigit():
             raise ConfigError(f"--listen wants HOST:PORT, got {self.listen!r}")
         return host.strip("[]") or "0.0.0.0", int(port)
+
+    def resolved_admin_token(self) -> str:
+        """``admin_token``, read from the file it names when it names one ("" = admin API off)."""
+        value = self.admin_token.strip()
+        if value and os.path.isfile(os.path.expanduser(value)):
+            with open(os.path.expanduser(value)) as fh:
+                value = fh.read().strip()
+        return value
 
     def bootstrap_addrs(self) -> list[str]:
         """``bootstrap`` split on commas (flags repeat, TOML gives a list or a string)."""
@@ -120,6 +131,8 @@ class NodeConfig:
             raise ConfigError("log_format must be text or json")
         if self.max_devices < 1:
             raise ConfigError("max_devices must be at least 1")
+        if self.admin_token and len(self.resolved_admin_token()) < 16:
+            raise ConfigError("admin_token must be at least 16 characters (try: openssl rand -hex 32)")
         if self.max_message_bytes > self.max_frame_bytes:
             raise ConfigError("max_message_bytes must not exceed max_frame_bytes")
         if self.max_payload_bytes < self.max_message_bytes:

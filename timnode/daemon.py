@@ -57,6 +57,7 @@ from store.api import RecordStore
 from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key
 from store.factory import open_store
 from timnode import __version__, store_admin
+from timnode.admin_wiring import build_admin
 from timnode.config import NodeConfig
 from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht
 from timnode.metered_store import MeteredStore
@@ -64,6 +65,7 @@ from web import static_routes
 
 if TYPE_CHECKING:
     from dht.aio import DhtService
+    from im.admin import AdminApi
     from node.mdns import MdnsDiscovery
 
 __all__ = ["Node", "run_node"]
@@ -98,6 +100,7 @@ class Node:
         self.node_id = ""  # the PeerId (base58)
         self.links: LinkManager | None = None
         self.mdns: MdnsDiscovery | None = None
+        self.admin: AdminApi | None = None
         self.federation: Federation | None = None
         self.nat: NatService | None = None
         self.dht: DhtService | None = None
@@ -121,6 +124,7 @@ class Node:
         identity = Identity.load_or_create(self.data_dir)
         self.node_id = str(identity.peer_id)
         self.links = self._build_links(identity, netkey.resolve_network_key(self.config.network_key or None))
+        self.metrics_registry.register(self.links.metrics)
         self.dht = build_dht(self.config, self.links, identity)
         keyring = self._keyring()
         url = self.config.resolved_store_url()
@@ -130,6 +134,8 @@ class Node:
         self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
         self.service = self._build_service(self.store, keyring)
+        if self.config.resolved_admin_token():
+            self.admin = build_admin(self, keyring)
         self.service.presence_hooks.append(PresencePublisher(self.dht).hook)
         durable = not self.config.no_store
         fingerprint = store_fingerprint(url, durable=durable, blind=keyring.blind, store=self.store)
@@ -255,6 +261,8 @@ class Node:
         self.server.add_route("/healthz", self._healthz)
         self.server.add_route("/peers", self._peers)
         self.server.add_route("/metrics", self._metrics)
+        for path, handler in (self.admin.routes() if self.admin else {}).items():
+            self.server.add_route(path, handler)  # none without an admin token: /admin/... is 404
         assert self.dht is not None
         add_dht_routes(self.server, self.dht)
         for path, (content_type, body) in static_routes().items():

@@ -47,7 +47,8 @@ def _content_type(name: str) -> str:
 def static_routes() -> dict[str, tuple[str, bytes]]:
     """URL path -> (content type, body) for every file under ``web/static/``.
 
-    ``/`` and ``/index.html`` both serve ``index.html``; other files are served at
+    ``/`` and ``/index.html`` both serve ``index.html``, ``/dashboard`` serves
+    ``dashboard.html`` (the admin dashboard); other files are served at
     ``/<relative path>`` (``/app.js``, ``/app.css``). Files are read once, here.
     """
     routes: dict[str, tuple[str, bytes]] = {}
@@ -65,4 +66,6 @@ def static_routes() -> dict[str, tuple[str, bytes]]:
     walk(root, "")
     if "/index.html" in routes:
         routes["/"] = routes["/index.html"]
+    if "/dashboard.html" in routes:
+        routes["/dashboard"] = routes["/dashboard.html"]  # the admin dashboard (token login)
     return routes
