@@ -249,8 +249,15 @@ def _make_node(net: SimNetwork, rng: random.Random, config: DhtConfig) -> SimNod
     return net.add_node(proto)
 
 
-def _get_phase(net: SimNetwork, w: _Workload, rng: random.Random, published: list[tuple[str, bytes]],
-               count: int, spread: float, fresh: bool) -> dict[str, Any]:
+def _get_phase(
+    net: SimNetwork,
+    w: _Workload,
+    rng: random.Random,
+    published: list[tuple[str, bytes]],
+    count: int,
+    spread: float,
+    fresh: bool,
+) -> dict[str, Any]:
     w.results.clear()
     w.cached = 0
     live = [n for n in net.nodes.values() if n.alive]
@@ -324,14 +331,23 @@ def run_scenario(
         node = _make_node(net, rng, config)
         seeds = [m.info for m in rng.sample(members, min(3, len(members)))]
         members.append(node)
-        net.schedule(net.now + i * join_spacing, lambda node=node, seeds=seeds: net.call(  # type: ignore[misc]
-            node, lambda p: p.bootstrap(seeds, net.now)))
+        net.schedule(
+            net.now + i * join_spacing,
+            lambda node=node, seeds=seeds: net.call(  # type: ignore[misc]
+                node, lambda p: p.bootstrap(seeds, net.now)
+            ),
+        )
     timings["identities"] = time.perf_counter() - t0
     net.run_while(lambda: w.bootstraps < nodes, net.now + nodes * join_spacing + 300)
     net.run_until(net.now + 10)
     tables = [len(n.proto.table) for n in members]
-    stats["join"] = {"bootstrapped": w.bootstraps, "table_mean": round(sum(tables) / nodes, 1),
-                     "table_min": min(tables), "virtual_s": round(net.now - EPOCH, 1), "messages": net.sent}
+    stats["join"] = {
+        "bootstrapped": w.bootstraps,
+        "table_mean": round(sum(tables) / nodes, 1),
+        "table_min": min(tables),
+        "virtual_s": round(net.now - EPOCH, 1),
+        "messages": net.sent,
+    }
     timings["join"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -340,13 +356,21 @@ def run_scenario(
     for j, pub in enumerate(publishers):
         user = f"user{j}"
         published.append((user, pub.addr))
-        net.schedule(net.now + j * 0.05, lambda pub=pub, user=user, j=j: net.call(  # type: ignore[misc]
-            pub, lambda p: p.put_presence(user, [Device(f"dev{j}")], net.now)))
+        net.schedule(
+            net.now + j * 0.05,
+            lambda pub=pub, user=user, j=j: net.call(  # type: ignore[misc]
+                pub, lambda p: p.put_presence(user, [Device(f"dev{j}")], net.now)
+            ),
+        )
     net.run_while(lambda: len(w.puts) < len(publishers), net.now + len(publishers) * 0.05 + 120)
     stored = [e.stored for e in w.puts]
-    stats["put"] = {"puts": len(publishers), "completed": len(w.puts),
-                    "stored_mean": round(sum(stored) / max(1, len(stored)), 2), "stored_min": min(stored, default=0),
-                    "replicas_mean": _replicas(net, published, config.k)}
+    stats["put"] = {
+        "puts": len(publishers),
+        "completed": len(w.puts),
+        "stored_mean": round(sum(stored) / max(1, len(stored)), 2),
+        "stored_min": min(stored, default=0),
+        "replicas_mean": _replicas(net, published, config.k),
+    }
     timings["put"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -365,12 +389,20 @@ def run_scenario(
         node = _make_node(net, rng, config)
         seeds = [m.info for m in rng.sample(live, 3)]
         joiners.append(node)
-        net.schedule(net.now + i * join_spacing, lambda node=node, seeds=seeds: net.call(  # type: ignore[misc]
-            node, lambda p: p.bootstrap(seeds, net.now)))
+        net.schedule(
+            net.now + i * join_spacing,
+            lambda node=node, seeds=seeds: net.call(  # type: ignore[misc]
+                node, lambda p: p.bootstrap(seeds, net.now)
+            ),
+        )
     msgs = net.sent
     net.run_until(net.now + config.replicate_interval * (1 + config.replicate_jitter) + 30)
-    stats["churn"] = {"crashed": len(crashed), "joined": len(joiners), "messages": net.sent - msgs,
-                      "replicas_mean": _replicas(net, published, config.k)}
+    stats["churn"] = {
+        "crashed": len(crashed),
+        "joined": len(joiners),
+        "messages": net.sent - msgs,
+        "replicas_mean": _replicas(net, published, config.k),
+    }
     timings["churn"] = time.perf_counter() - t3
 
     t4 = time.perf_counter()
@@ -380,11 +412,16 @@ def run_scenario(
     timings["get_after_churn"] = time.perf_counter() - t4
 
     totals = [n.proto.stats for n in net.nodes.values()]
-    stats["network"] = {"messages": net.sent, "delivered": net.delivered, "lost": net.lost,
-                        "to_dead": net.to_dead, "bytes": net.bytes_sent, "virtual_s": round(net.now - EPOCH, 1),
-                        "timeouts": sum(s.timeouts for s in totals),
-                        "rejected": sum(sum(s.rejected.values()) for s in totals)}
+    stats["network"] = {
+        "messages": net.sent,
+        "delivered": net.delivered,
+        "lost": net.lost,
+        "to_dead": net.to_dead,
+        "bytes": net.bytes_sent,
+        "virtual_s": round(net.now - EPOCH, 1),
+        "timeouts": sum(s.timeouts for s in totals),
+        "rejected": sum(sum(s.rejected.values()) for s in totals),
+    }
     timings["total"] = time.perf_counter() - t0
     stats["timings"] = {k: round(v, 2) for k, v in timings.items()}
     return stats
-

@@ -101,9 +101,9 @@ class Node:
         self.links: LinkManager | None = None
         self.mdns: MdnsDiscovery | None = None
         self.admin: AdminApi | None = None
-        self.federation: Federation | None = None
         self.nat: NatService | None = None
         self.dht: DhtService | None = None
+        self.federation: Federation | None = None
         self.metrics_registry = CollectorRegistry()
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
@@ -139,7 +139,7 @@ class Node:
         self.service.presence_hooks.append(PresencePublisher(self.dht).hook)
         durable = not self.config.no_store
         fingerprint = store_fingerprint(url, durable=durable, blind=keyring.blind, store=self.store)
-        self.federation = Federation(self.service, self.links, fingerprint=fingerprint, durable=durable)
+        self.federation = Federation(self.service, self.links, fingerprint=fingerprint, durable=durable, dht=self.dht)
         self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
         self._build_port()
         assert self.server is not None
@@ -331,10 +331,10 @@ class Node:
             await self.mdns.stop()
         if self.dht is not None:
             await self.dht.stop()  # withdraws our presence entries while the links are up
-        if self.nat is not None:
-            await self.nat.stop()
         if self.federation is not None:
             await self.federation.stop()
+        if self.nat is not None:
+            await self.nat.stop()
         if self.links is not None:
             await self.links.stop()
         if self.gateway is not None:
