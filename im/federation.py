@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 PROTOCOL = "/timnode/im/1"
+_DHT_MISS_TTL = 5.0  # seconds a user the DHT did not find is not looked up again by plain sends
 NO_STORE = "no-store"
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ class Federation:
         self.fingerprint = fingerprint
         self.durable = durable
         self.dht = dht
+        self._dht_misses: dict[str, float] = {}  # user -> loop time of a DHT lookup that found nobody
         self.timeout = timeout
         self.lookup_timeout = lookup_timeout
         self.directory = LinkDirectory(self._who_has, links.peers, self._usable)
@@ -460,18 +462,33 @@ class Federation:
             self.stats["fresh_lookups"] += 1
             if self.dht is not None and self.dht.running:
                 self.dht.invalidate_presence(user)
-        try:
-            found = await asyncio.wait_for(self.directory.lookup(user, fresh), self.lookup_timeout * 2)
-        except TimeoutError:
+        if not fresh:  # the hot path of every send: a table read, no task, no timer
             found = self.directory.cached(user)
-        if not found and self._beyond_mesh():
+        else:
+            try:
+                found = await asyncio.wait_for(self.directory.lookup(user, fresh), self.lookup_timeout * 2)
+            except TimeoutError:
+                found = self.directory.cached(user)
+        if not found and (fresh or not self._recent_miss(user)) and self._beyond_mesh():
             found = await self._dht_lookup(user, fresh)
+            if not found:
+                self._dht_misses[user] = asyncio.get_running_loop().time()
         return found
+
+    def _recent_miss(self, user: str) -> bool:
+        """A DHT lookup found no node for ``user`` within the last seconds (sends don't repeat it)."""
+        at = self._dht_misses.get(user)
+        if at is None:
+            return False
+        if asyncio.get_running_loop().time() - at < _DHT_MISS_TTL:
+            return True
+        del self._dht_misses[user]
+        return False
 
     def _beyond_mesh(self) -> bool:
         if self.dht is None or not self.dht.running:
             return False
-        return int(self.dht.status()["routing_table"]) > len(self.links.peers())
+        return self.dht.table_size() > len(self.links.peers())
 
     async def _dht_lookup(self, user: str, fresh: bool) -> list[RemoteDevices]:
         """Nodes the DHT lists for ``user``: dial them, HELLO, then answer from the table."""
