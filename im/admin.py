@@ -143,6 +143,11 @@ class AdminApi:
             return _error(400, str(exc))
         return json_reply(doc)
 
+    def authenticate(self, request: Request) -> HttpReply | None:
+        """None when ``request`` carries the admin token, else the 401/429 reply (routes outside
+        this class, ``timnode/store_admin.py``, share the token and the wrong-token bucket)."""
+        return self._authenticate(request)
+
     def _authenticate(self, request: Request) -> HttpReply | None:
         now = self._now()
         if now < self._locked_until:

@@ -143,8 +143,8 @@ class Node:
         self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
         self._build_port()
         assert self.server is not None
-        if not self.config.no_store:
-            store_admin.install(self.server, self.store, self.data_dir)  # /admin/store/*
+        if not self.config.no_store and self.admin is not None:  # /admin/store/*: admin token only
+            store_admin.install(self.server, self.store, self.data_dir, self.admin.authenticate)
         await self.server.start()
         await self._start_links()
         await self.dht.start()

@@ -5,19 +5,20 @@
     GET /admin/store/remove-shard?url=URL  plan + start moving every slot off URL
     GET /admin/store/reseal                re-seal old values under the newest key version
 
-Every request carries ``Authorization: Bearer TOKEN``, the token the node writes to
-``<data-dir>/store-admin.token`` (mode 0600) at start: only someone who can read the data
-directory administers the store. The port's HTTP side serves GET only, hence GET routes.
+They belong to the admin API: registered only when the node runs with ``--admin-token``
+(else 404, like every ``/admin`` route) and authenticated by the admin API itself
+(``Authorization: Bearer <admin token>``, the same 401/429 rules and wrong-token bucket,
+``im/admin.py``). The store CLI sends ``--token`` / ``TIMNODE_ADMIN_TOKEN``. Nodes before
+this wrote a separate ``<data-dir>/store-admin.token``; it is no longer used and a stale
+one is removed at start. The routes are GET only (they predate POST support on the port).
 The rebalance runs inside the node, which is what lets it freeze slots against its own
 writes (see ``store/rebalance.py``); the CLI polls ``status`` until it is done.
 """
 
 from __future__ import annotations
 
-import hmac
-import os
 import pathlib
-import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,9 +30,9 @@ from store.reseal import reseal
 from store.sealed import SealedStore
 from store.sharded import ShardedStore, find_sharded
 
-__all__ = ["install", "TOKEN_FILE", "store_url", "status_doc"]
+__all__ = ["install", "LEGACY_TOKEN_FILE", "store_url", "status_doc"]
 
-TOKEN_FILE = "store-admin.token"
+LEGACY_TOKEN_FILE = "store-admin.token"  # written by older nodes; removed at start
 SHARDS_FILE = "shards.json"
 
 
@@ -41,17 +42,6 @@ def store_url(configured: str, data_dir: pathlib.Path, default: str) -> str:
         return configured
     shards = data_dir.expanduser().resolve() / SHARDS_FILE
     return "shards://" + str(shards) if shards.exists() else default
-
-
-def _write_token(data_dir: pathlib.Path) -> str:
-    token = secrets.token_urlsafe(24)
-    path = data_dir / TOKEN_FILE
-    tmp = data_dir / (TOKEN_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
-    tmp.replace(path)
-    return token
 
 
 def _find_sealed(store: RecordStore) -> SealedStore | None:
@@ -87,14 +77,13 @@ def _raw(store: RecordStore) -> RecordStore:
     return sealed.inner if sealed is not None else store
 
 
-class _Routes:
-    def __init__(self, store: RecordStore, token: str) -> None:
-        self.store = store
-        self.token = token
+Authenticate = Callable[[Any], "HttpReply | None"]
 
-    def _authorised(self, request: Any) -> bool:
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+
+class _Routes:
+    def __init__(self, store: RecordStore, authenticate: Authenticate) -> None:
+        self.store = store
+        self.authenticate = authenticate
 
     def _sharded(self) -> ShardedStore:
         sharded = find_sharded(self.store)
@@ -103,8 +92,9 @@ class _Routes:
         return sharded
 
     async def handle(self, request: Any) -> HttpReply:
-        if not self._authorised(request):
-            return json_reply({"error": "missing or wrong store admin token"}, 401)
+        refusal = self.authenticate(request)
+        if refusal is not None:
+            return refusal
         parts = urlsplit(request.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         try:
@@ -131,8 +121,12 @@ class _Routes:
         return json_reply({"error": f"unknown store admin action {action!r}"}, 404)
 
 
-def install(server: PortServer, store: RecordStore, data_dir: pathlib.Path) -> None:
-    """Write the admin token and add the ``/admin/store/*`` routes to ``server``."""
-    routes = _Routes(store, _write_token(data_dir))
+def install(server: PortServer, store: RecordStore, data_dir: pathlib.Path, authenticate: Authenticate) -> None:
+    """Add the ``/admin/store/*`` routes to ``server``, behind the admin API's ``authenticate``.
+
+    ``authenticate(request)`` answers None for a good admin token, else the refusal (401/429).
+    """
+    (data_dir / LEGACY_TOKEN_FILE).unlink(missing_ok=True)
+    routes = _Routes(store, authenticate)
     for action in ("status", "add-shard", "remove-shard", "reseal"):
         server.add_route(f"/admin/store/{action}", routes.handle)

@@ -7,8 +7,9 @@
     timnode store reseal       [--data-dir D | --store URL] [--data-key SPEC]
 
 With a node running on ``--data-dir`` (its ``node.json`` exists) and no ``--store``, the
-command goes to the node's ``/admin/store/*`` routes (token from
-``<data-dir>/store-admin.token``): the node rebalances itself while it serves. Otherwise it
+command goes to the node's ``/admin/store/*`` routes with the node's admin token (``--token``,
+else ``TIMNODE_ADMIN_TOKEN``; the node must run with ``--admin-token``, the same token as
+``timnode admin``): the node rebalances itself while it serves. Otherwise it
 opens the store directly (the node must be stopped) and, for add/remove-shard, carries
 out the whole rebalance before returning; an interrupted one resumes on the next open.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import pathlib
 import sys
 import time
@@ -35,7 +37,7 @@ from store.reseal import END, reseal
 from store.sealed import SealedStore
 from store.sharded import ShardedStore, create_shards, find_sharded, pages
 from timnode.config import default_data_dir
-from timnode.store_admin import SHARDS_FILE, TOKEN_FILE, status_doc, store_url
+from timnode.store_admin import SHARDS_FILE, status_doc, store_url
 
 __all__ = ["main"]
 
@@ -49,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--json", action="store_true", help="print JSON")
         if name != "init":
             cmd.add_argument("--store", default="", help="store URL (default: the data directory's store)")
+            cmd.add_argument(
+                "--token",
+                default="",
+                help="the running node's admin token (default: $TIMNODE_ADMIN_TOKEN)",
+            )
         if name in ("add-shard", "remove-shard"):
             cmd.add_argument("url", help="the shard's store URL (sqlite://... or postgresql://...)")
             cmd.add_argument("--no-wait", action="store_true", help="return once the node started the rebalance")
@@ -79,9 +86,19 @@ def main(argv: list[str]) -> int:
 # ---- through a running node -------------------------------------------------------------
 
 
-def _call(data_dir: pathlib.Path, action: str, **query: str) -> dict[str, Any]:
+def _admin_token(args: argparse.Namespace) -> str:
+    token = (args.token or os.environ.get("TIMNODE_ADMIN_TOKEN", "")).strip()
+    if not token:
+        raise StoreError(
+            "a node runs on this data directory: its /admin/store routes need the admin token "
+            "(--token or TIMNODE_ADMIN_TOKEN; the node must run with --admin-token), "
+            "or stop the node to work on the store directly"
+        )
+    return token
+
+
+def _call(data_dir: pathlib.Path, token: str, action: str, **query: str) -> dict[str, Any]:
     info = json.loads((data_dir / "node.json").read_text())
-    token = (data_dir / TOKEN_FILE).read_text().strip()
     base = "http" + str(info["url"])[2:]
     url = f"{base}/admin/store/{action}" + ("?" + urllib.parse.urlencode(query) if query else "")
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
@@ -89,25 +106,33 @@ def _call(data_dir: pathlib.Path, action: str, **query: str) -> dict[str, Any]:
         with urllib.request.urlopen(request, timeout=3600) as reply:
             doc: dict[str, Any] = json.loads(reply.read())
     except urllib.error.HTTPError as exc:
-        raise StoreError(json.loads(exc.read() or b"{}").get("error", str(exc))) from exc
+        if exc.code == 404 and action == "status":
+            raise StoreError("the node has no /admin/store routes: start it with --admin-token") from exc
+        try:
+            message = json.loads(exc.read() or b"{}").get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise StoreError(f"{message} (HTTP {exc.code})") from exc
     return doc
 
 
 def _online(args: argparse.Namespace, data_dir: pathlib.Path) -> dict[str, Any]:
+    token = _admin_token(args)
     if args.action == "status":
-        return _call(data_dir, "status", **({"counts": "1"} if args.counts else {}))
+        return _call(data_dir, token, "status", **({"counts": "1"} if args.counts else {}))
     if args.action == "reseal":
-        return _call(data_dir, "reseal")
-    _call(data_dir, args.action, url=args.url)
+        return _call(data_dir, token, "reseal")
+    _call(data_dir, token, "status")  # 404 (no admin token on the node) before anything moves
+    _call(data_dir, token, args.action, url=args.url)
     while not args.no_wait:
-        doc = _call(data_dir, "status")
+        doc = _call(data_dir, token, "status")
         progress = doc["rebalance"]
         if progress["error"]:
             raise StoreError(f"rebalance stopped: {progress['error']}")
         if not progress["busy"]:
             return doc
         time.sleep(0.5)
-    return _call(data_dir, "status")
+    return _call(data_dir, token, "status")
 
 
 # ---- on the store directly (node stopped) ------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -27,18 +28,20 @@ from testnet.process import NodeProcess
 
 pytestmark = pytest.mark.slow
 
+ADMIN_TOKEN = secrets.token_hex(16)  # /admin/store/* is part of the admin API: the node needs --admin-token
+
 
 def store_cli(data_dir: Path, *args: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "timnode", "store", *args, "--data-dir", str(data_dir), "--json"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = os.environ | {"TIMNODE_ADMIN_TOKEN": ADMIN_TOKEN}
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     doc: dict[str, Any] = json.loads(out.stdout)
     return doc
 
 
 def node_status(node: NodeProcess) -> dict[str, Any]:
-    token = (node.data_dir / "store-admin.token").read_text().strip()
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     request = urllib.request.Request(node.http_url + "/admin/store/status", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as reply:
         doc: dict[str, Any] = json.loads(reply.read())
@@ -77,7 +80,7 @@ async def pg_shard() -> AsyncIterator[str]:
 async def test_add_shard_under_load_with_kill_9_mid_move(
     node_factory: Callable[..., NodeProcess], pg_shard: str
 ) -> None:
-    node = node_factory("--rate-limit", "0", name="n")
+    node = node_factory("--rate-limit", "0", "--admin-token", ADMIN_TOKEN, name="n")
     async with Client(node.url, "bob", "bob-password", register=True, device="phone"):
         pass
     acked: list[int] = []
