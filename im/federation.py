@@ -218,6 +218,7 @@ class Federation:
         self.durable = durable
         self.dht = dht
         self._dht_misses: dict[str, float] = {}  # user -> loop time of a DHT lookup that found nobody
+        self._beyond, self._beyond_at = False, float("-inf")
         self.timeout = timeout
         self.lookup_timeout = lookup_timeout
         self.directory = LinkDirectory(self._who_has, links.peers, self._usable)
@@ -488,7 +489,11 @@ class Federation:
     def _beyond_mesh(self) -> bool:
         if self.dht is None or not self.dht.running:
             return False
-        return self.dht.table_size() > len(self.links.peers())
+        now = asyncio.get_running_loop().time()
+        if now - self._beyond_at >= 1.0:  # a routing-table count per send would dominate the send path
+            self._beyond_at = now
+            self._beyond = self.dht.table_size() > len(self.links.peers())
+        return self._beyond
 
     async def _dht_lookup(self, user: str, fresh: bool) -> list[RemoteDevices]:
         """Nodes the DHT lists for ``user``: dial them, HELLO, then answer from the table."""
