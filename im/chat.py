@@ -14,16 +14,62 @@ Each stdin line is a command (both modes)::
     /typing USER [off]  typing indicator           /status STATE [TEXT]  available|away|busy|invisible
     /friend USER [TEXT] friend request             /accept USER  /reject USER  /unfriend USER
     /block USER  /unblock USER  /roster            /profile USER    /nick NAME
+    /groups             your groups, unread counts /g GROUP TEXT    send to a group
+    /group create NAME [USER...]    /group join GROUP [TEXT]    /group leave GROUP
+    /group invite GROUP USER...     /group members GROUP        /group send GROUP TEXT
+    /group sync GROUP [SEQ]   messages after SEQ (default: your read position)
+    /group read GROUP [SEQ]   move your read position (default: the latest message)
+    /room create [ROOM]  /room join ROOM  /room leave ROOM  /room members ROOM
+    /room send ROOM TEXT  (or /r ROOM TEXT)   live, never stored: members online get it
     /help               the commands               /quit            leave (so does EOF)
 
+GROUP is a group id (``g`` and 16 hex digits, as ``/group create`` and ``/groups`` show)
+or the name of one of your groups; ``#team`` and ``team`` are the same, as are ``&live``
+and ``live`` for a ROOM. ``/to #team`` or ``/to &live`` makes a group or room the current
+peer, and so does ``/g`` or ``/r``.
+
 In interactive mode a line without a slash goes to the current peer (``//x`` sends ``/x``).
+Messages show as ``[12:01:33] bob: text``; group messages as ``[12:01:33] #team bob: text``
+(notices such as joins: ``[12:01:33] #team * bob joined``; a private message inside a
+group: ``bob -> you (private)``); room messages as ``[12:01:33] &live bob: text``; engine
+events as sentences (``* bob recalled message 123``, ``* bob edited message 123: text``,
+``* bob read your messages up to 123``, ``* bob asks to be your friend``, ...) and system
+messages (type 2) as ``* system: text``. Login lists groups with unread messages (the SDK
+does not replay group messages: ``/group sync`` fetches them). Stream frames are not shown.
+
 Commands run one at a time, in input order, so messages leave in the order typed and
 EOF right after a ``/msg`` still waits for the node's ``Sent``.
 
 With ``--json`` stdout carries one JSON object per line and nothing else (logs go to
 stderr): SDK events via :func:`im.client.describe_event`, plus ``ready`` (logged in),
 ``sent``, ``history``, ``presences``, ``unsubscribed``, ``pong``, ``peer``, ``help`` and
-``error``. An error's ``code`` is a wire ``ErrorCode`` name (``NOT_FOUND``,
+``error``. Feature commands answer with ``recalled``, ``edited``, ``burnt``, ``read``,
+``unread``, ``typing``, ``status``, ``friend``/``accept``/``reject``/``unfriend``,
+``blocked``/``unblocked``, ``roster`` and ``profile``.
+
+Groups and rooms in ``--json`` mode (ids and seqs are strings, as in the JSON mapping;
+``info`` is a ``GroupInfo`` / ``RoomInfo``, ``messages`` are ``Message`` objects)::
+
+    {"event":"groupMessage","message":{...,"group":"g…","seq":"3"}}   live push (notices too;
+                                                                       not this device's own)
+    {"event":"roomMessage","message":{...,"room":"live"}}              live push (joins, leaves)
+    {"event":"stream","frame":{...}}                                   live stream data
+    {"event":"groupCreated","group":"g…","info":{...}}                 /group create
+    {"event":"groupJoined","group":"g…","info":{...}}                  /group join (a member now)
+    {"event":"groupApplied","group":"g…"}                              /group join (waits for approval)
+    {"event":"groupLeft","group":"g…"}                                 /group leave
+    {"event":"groupInvited","group":"g…","users":["bob"]}              /group invite
+    {"event":"groupMembers","group":"g…","members":[{"user":..,"role":..}],"more":false}
+    {"event":"groups","groups":[{"group":..,"name":..,"unread":..}]}   /groups
+    {"event":"groupSent","group":"g…","messageId":..,"seq":..,"timestamp":..,"clientMsgId":..}
+    {"event":"groupSync","group":"g…","messages":[...],"more":..,"cursor":..,"lastSeq":..,"readSeq":..}
+    {"event":"groupRead","group":"g…","seq":"3"}                       /group read
+    {"event":"roomCreated","room":"live","info":{...}}                 /room create (also roomJoined)
+    {"event":"roomMembers","room":"live","info":{...}}                 /room members
+    {"event":"roomLeft","room":"live"}                                 /room leave
+    {"event":"roomSent","room":"live","timestamp":..,"deliveredDevices":2}
+
+An error's ``code`` is a wire ``ErrorCode`` name (``NOT_FOUND``,
 ``AUTH_FAILED``, ...) or one of the local codes ``UNKNOWN_COMMAND``, ``USAGE``,
 ``TIMEOUT``, ``CONNECTION_LOST``, ``CONNECT_FAILED``.
 
@@ -78,9 +124,13 @@ from im.client import (
     ConnectionLost,
     DeliveredEvent,
     DisconnectedEvent,
+    GroupMessageEvent,
     KickedEvent,
     MessageEvent,
     PresenceEvent,
+    RoomMessageEvent,
+    StreamEvent,
+    TypingEvent,
     describe_event,
 )
 from im.errors import ImError
@@ -135,6 +185,20 @@ USAGE: dict[str, str] = {
     "roster": "/roster",
     "profile": "/profile USER",
     "nick": "/nick NAME",
+    "group create": "/group create NAME [USER...]   (a new group; USERs are invited)",
+    "group join": "/group join GROUP [TEXT]   (ask to join; open groups: join at once)",
+    "group leave": "/group leave GROUP",
+    "group invite": "/group invite GROUP USER...",
+    "group members": "/group members GROUP",
+    "group send": "/group send GROUP TEXT   (short: /g GROUP TEXT)",
+    "group sync": "/group sync GROUP [SEQ]   (messages after SEQ; default: your read position)",
+    "group read": "/group read GROUP [SEQ]   (read position; default: the latest)",
+    "groups": "/groups            your groups with unread counts",
+    "room create": "/room create [ROOM]   (a new live room; no name: the node picks one)",
+    "room join": "/room join ROOM",
+    "room leave": "/room leave ROOM",
+    "room members": "/room members ROOM",
+    "room send": "/room send ROOM TEXT   (short: /r ROOM TEXT)",
     "help": "/help",
     "quit": "/quit",
 }
@@ -155,6 +219,7 @@ class Command:
     users: tuple[str, ...] = ()
     text: str = ""
     limit: int = 0
+    target: str = ""
 
 
 class CommandError(ValueError):
@@ -243,6 +308,71 @@ def _parse_feature(name: str, rest: str, line: str) -> Command:
     return Command(name=name, line=line, users=(head,), text=text)
 
 
+_SPACE_ARGS: dict[str, tuple[int, str]] = {
+    # subcommand: (how many words before the rest, what the rest is: "" none, "text", "text?",
+    # "users", "users?", "seq?")
+    "group create": (0, "users?"),
+    "group join": (1, "text?"),
+    "group leave": (1, ""),
+    "group invite": (1, "users"),
+    "group members": (1, ""),
+    "group send": (1, "text"),
+    "group sync": (1, "seq?"),
+    "group read": (1, "seq?"),
+    "room create": (0, "name?"),
+    "room join": (1, ""),
+    "room leave": (1, ""),
+    "room members": (1, ""),
+    "room send": (1, "text"),
+}
+
+
+def _parse_space(name: str, rest: str, line: str) -> Command:
+    """``/group SUB ...``, ``/room SUB ...`` and the shorthands ``/g GROUP TEXT``, ``/r ROOM TEXT``."""
+    if name in ("g", "r"):
+        name, rest = ("group" if name == "g" else "room"), "send " + rest
+    sub, _, rest = rest.strip().partition(" ")
+    full = f"{name} {sub.lower()}"
+    spec = _SPACE_ARGS.get(full)
+    if spec is None:
+        subs = sorted(k.split()[1] for k in _SPACE_ARGS if k.startswith(name + " "))
+        raise CommandError("USAGE", f"usage: /{name} {'|'.join(subs)} ... (try /help)")
+    words, kind = spec
+    rest = rest.strip()
+    target = ""
+    if words:
+        target, _, rest = rest.partition(" ")
+        target = target.removeprefix("#" if name == "group" else "&")
+        if not target:
+            raise _usage(full)
+    if kind == "text":
+        if not rest.strip():
+            raise _usage(full)
+        return Command(name=full, line=line, target=target, text=rest.lstrip())
+    if kind == "text?":
+        return Command(name=full, line=line, target=target, text=rest.strip())
+    args = rest.split()
+    if kind.startswith("users"):
+        if full == "group create":
+            if not args:
+                raise _usage(full)
+            target, args = args[0], args[1:]
+        if kind == "users" and not args:
+            raise _usage(full)
+        return Command(name=full, line=line, target=target, users=tuple(args))
+    if kind == "name?":
+        if len(args) > 1:
+            raise _usage(full)
+        return Command(name=full, line=line, target=args[0].removeprefix("&") if args else "")
+    if kind == "seq?":
+        if len(args) > 1 or (args and not args[0].isdigit()):
+            raise _usage(full)
+        return Command(name=full, line=line, target=target, limit=int(args[0]) if args else -1)
+    if args:
+        raise _usage(full)
+    return Command(name=full, line=line, target=target)
+
+
 _PARSERS: dict[str, Callable[[str, str, str], Command]] = {
     "msg": _parse_msg,
     "history": _parse_history,
@@ -252,10 +382,15 @@ _PARSERS: dict[str, Callable[[str, str, str], Command]] = {
     "ping": _parse_bare,
     "help": _parse_bare,
     "quit": _parse_bare,
+    "groups": _parse_bare,
+    "group": _parse_space,
+    "room": _parse_space,
+    "g": _parse_space,
+    "r": _parse_space,
 }
 
 
-_PARSERS.update(dict.fromkeys(USAGE.keys() - _PARSERS.keys() - {"help", "quit"}, _parse_feature))
+_PARSERS.update(dict.fromkeys({k for k in USAGE if " " not in k} - _PARSERS.keys(), _parse_feature))
 
 
 def default_device(hostname: str | None = None) -> str:
@@ -300,6 +435,7 @@ class Printer:
         self.out = out
         self.err = err
         self.user = ""
+        self.groups: dict[str, str] = {}  # group id -> name, filled by the runner (for display)
 
     def ready(self, session: pb.Session, url: str) -> None:
         raise NotImplementedError
@@ -308,6 +444,16 @@ class Printer:
         raise NotImplementedError
 
     def sent(self, to: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
+        raise NotImplementedError
+
+    def group_sent(self, group: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
+        raise NotImplementedError
+
+    def room_sent(self, room: str, text: str, sent: pb.Sent) -> None:
+        raise NotImplementedError
+
+    def group_page(self, page: pb.GroupPage) -> None:
+        """The answer to ``/group sync``."""
         raise NotImplementedError
 
     def history(self, peer: str, messages: Sequence[pb.Message]) -> None:
@@ -372,11 +518,32 @@ class JsonPrinter(Printer):
                     "url": url})  # fmt: skip
 
     def event(self, event: ClientEvent) -> None:
-        self._emit(describe_event(event))
+        match event:
+            case GroupMessageEvent(message=message):
+                self._emit({"event": "groupMessage", "message": _dict(message)})
+            case RoomMessageEvent(message=message):
+                self._emit({"event": "roomMessage", "message": _dict(message)})
+            case StreamEvent(frame=frame):
+                self._emit({"event": "stream", "frame": _dict(frame)})
+            case _:
+                self._emit(describe_event(event))
 
     def sent(self, to: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
         self._emit({"event": "sent", "to": to, "messageId": str(sent.message_id),
                     "timestamp": str(sent.timestamp), "clientMsgId": client_msg_id})  # fmt: skip
+
+    def group_sent(self, group: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
+        self._emit({"event": "groupSent", "group": group, "messageId": str(sent.message_id), "seq": str(sent.seq),
+                    "timestamp": str(sent.timestamp), "clientMsgId": client_msg_id})  # fmt: skip
+
+    def room_sent(self, room: str, text: str, sent: pb.Sent) -> None:
+        self._emit({"event": "roomSent", "room": room, "timestamp": str(sent.timestamp),
+                    "deliveredDevices": sent.delivered_devices})  # fmt: skip
+
+    def group_page(self, page: pb.GroupPage) -> None:
+        self._emit({"event": "groupSync", "group": page.group, "messages": [_dict(m) for m in page.messages],
+                    "more": page.more, "cursor": str(page.cursor), "lastSeq": str(page.last_seq),
+                    "readSeq": str(page.read_seq)})  # fmt: skip
 
     def history(self, peer: str, messages: Sequence[pb.Message]) -> None:
         self._emit({"event": "history", "peer": peer, "messages": [_dict(m) for m in messages]})
@@ -422,19 +589,80 @@ def _clock(ms: int) -> str:
 def _body(message: pb.Message) -> str:
     if message.WhichOneof("body") == "data":
         text = f"<{len(message.data)} bytes>"
+    elif message.recalled:
+        text = "(recalled)"
     else:
         text = _printable(message.text)
+    if message.edited_at:
+        text += "   (edited)"
+    if message.burn:
+        text += f"   (burn after reading: /burn {message.id})"
     return text if message.type == 1 else f"{text} [type {message.type}]"
 
 
+_GROUP_NOTICES = range(pb.TYPE_GROUP_CREATED, pb.TYPE_ROOM_JOINED + 1)
+
+
 class HumanPrinter(Printer):
-    """Readable lines for people: ``[12:01:33] bob: hello``, ``* bob is online``."""
+    """Readable lines for people: ``[12:01:33] bob: hello``, ``[12:01:40] #team bob: hi``,
+    ``* bob is online``; engine events (recall, edit, friend requests, ...) as sentences."""
+
+    def _who(self, user: str) -> str:
+        return "you" if user == self.user else user
 
     def _line(self, message: pb.Message, missed: bool = False) -> str:
         sender = str(getattr(message, "from"))
-        who = f"you -> {message.to}" if sender == self.user else sender
         suffix = "   (missed)" if missed else ""
+        engine = self._engine(message, sender)
+        if engine:
+            return f"[{_clock(message.timestamp)}] * {engine}{suffix}"
+        who = f"you -> {message.to}" if sender == self.user else sender
         return f"[{_clock(message.timestamp)}] {who}: {_body(message)}{suffix}"
+
+    def _engine(self, message: pb.Message, sender: str) -> str:
+        """A sentence for an engine event (types 3-10), or "" for a message to show as is."""
+        by, ref, to = self._who(sender), message.ref, message.to
+        other = to if sender == self.user else sender
+        text = _printable(message.text)
+        match message.type:
+            case pb.TYPE_RECALL:
+                return f"{by} recalled message {ref}"
+            case pb.TYPE_EDIT:
+                return f"{by} edited message {ref}: {text}"
+            case pb.TYPE_BURN:
+                return f"message {ref} was burnt after reading (read by {by})"
+            case pb.TYPE_READ:
+                if sender == self.user:
+                    return f"you read the conversation with {to} up to message {ref}"
+                return f"{sender} read your messages up to {ref}"
+            case pb.TYPE_FRIEND_REQUEST:
+                if sender == self.user:
+                    return f"you asked {to} to be friends" + (f": {text}" if text else "")
+                note = f' ("{text}")' if text else ""
+                return f"{sender} asks to be your friend{note}: /accept {sender} or /reject {sender}"
+            case pb.TYPE_FRIEND_ACCEPTED:
+                return f"you and {other} are now friends"
+            case pb.TYPE_FRIEND_REJECTED:
+                if sender == self.user:
+                    return f"you rejected {to}'s friend request"
+                return f"{sender} rejected your friend request"
+            case pb.TYPE_FRIEND_REMOVED:
+                return f"{by} ended the friendship" + ("" if sender == self.user else " with you")
+        return ""
+
+    def _space(self, group: str) -> str:
+        return "#" + _printable(self.groups.get(group) or group)
+
+    def _group_line(self, message: pb.Message, missed: bool = False) -> str:
+        sender = str(getattr(message, "from"))
+        when = f"[{_clock(message.timestamp)}] {self._space(message.group)}"
+        suffix = "   (missed)" if missed else ""
+        if message.type in _GROUP_NOTICES:
+            return f"{when} * {_printable(message.text)}{suffix}"
+        who = self._who(sender)
+        if message.to:
+            who += f" -> {self._who(message.to)} (private)"
+        return f"{when} {who}: {_body(message)}{suffix}"
 
     def ready(self, session: pb.Session, url: str) -> None:
         self.user = session.user
@@ -443,7 +671,17 @@ class HumanPrinter(Printer):
     def event(self, event: ClientEvent) -> None:
         match event:
             case MessageEvent(message=message, synced=synced):
-                self._write(self._line(message, missed=synced))
+                if message.type == pb.TYPE_SYSTEM:
+                    self._write(f"* system: {_printable(message.text)}")
+                else:
+                    self._write(self._line(message, missed=synced))
+            case GroupMessageEvent(message=message):
+                self._write(self._group_line(message))
+            case RoomMessageEvent(message=message):
+                self._write(self._room_line(message))
+            case TypingEvent(notice=notice):
+                if notice.active:
+                    self._write(f"* {notice.user} is typing...")
             case PresenceEvent(presence=presence):
                 self._write(_presence_line(presence))
             case DeliveredEvent(by=by, message_ids=ids):
@@ -455,6 +693,29 @@ class HumanPrinter(Printer):
             case DisconnectedEvent(code=code, reason=reason):
                 detail = f"{code} {_printable(reason)}".strip()
                 self._write(f"* disconnected ({detail}), reconnecting...")
+
+    def _room_line(self, message: pb.Message) -> str:
+        when = f"[{_clock(message.timestamp)}] &{_printable(message.room)}"
+        if message.type == pb.TYPE_ROOM_JOINED:
+            return f"{when} * {_printable(message.text)}"
+        return f"{when} {self._who(str(getattr(message, 'from')))}: {_body(message)}"
+
+    def group_sent(self, group: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
+        self._write(f"[{_clock(sent.timestamp)}] {self._space(group)} you: {_printable(text)}")
+
+    def room_sent(self, room: str, text: str, sent: pb.Sent) -> None:
+        self._write(f"[{_clock(sent.timestamp)}] &{_printable(room)} you: {_printable(text)}")
+
+    def group_page(self, page: pb.GroupPage) -> None:
+        where = self._space(page.group)
+        if not page.messages:
+            self._write(f"* no new messages in {where} (last seq {page.last_seq}, read up to {page.read_seq})")
+            return
+        self._write(f"* {len(page.messages)} messages in {where}:")
+        for message in page.messages:
+            self._write("  " + self._group_line(message))
+        if page.more:
+            self._write(f"  (more: /group sync {page.group} {page.cursor})")
 
     def sent(self, to: str, text: str, sent: pb.Sent, client_msg_id: str) -> None:
         self._write(f"[{_clock(sent.timestamp)}] you -> {to}: {_printable(text)}")
@@ -485,8 +746,56 @@ class HumanPrinter(Printer):
         self._write("  a line without a slash goes to the current peer (//text sends /text)")
 
     def result(self, kind: str, fields: dict[str, Any]) -> None:
-        detail = ", ".join(f"{k}={_printable(json.dumps(v, ensure_ascii=False))}" for k, v in fields.items())
-        self._write(f"* {kind}" + (f": {detail}" if detail else ""))
+        line = self._space_result(kind, fields)
+        if line is None:
+            detail = ", ".join(f"{k}={_printable(json.dumps(v, ensure_ascii=False))}" for k, v in fields.items())
+            line = f"* {kind}" + (f": {detail}" if detail else "")
+        self._write(line)
+
+    def _space_result(self, kind: str, fields: dict[str, Any]) -> str | None:
+        """Group and room answers as sentences; ``None`` for the generic ``* kind: k=v`` line."""
+        group = self._space(fields.get("group", ""))
+        room = "&" + _printable(fields.get("room", ""))
+        info = fields.get("info", {})
+        match kind:
+            case "groupCreated" | "groupJoined":
+                members = info.get("memberCount", 0)
+                verb = "created" if kind == "groupCreated" else "joined"
+                return f"* {verb} {group} (id {fields['group']}, {members} members)"
+            case "groupApplied":
+                return f"* asked to join {group}: an owner or admin has to approve"
+            case "groupLeft":
+                return f"* left {group}"
+            case "unreadGroup":
+                return f"* {group}: {fields['unread']} unread (/group sync {fields['group']})"
+            case "groupInvited":
+                return f"* invited {', '.join(fields['users'])} to {group}"
+            case "groupRead":
+                return f"* {group} read up to seq {fields['seq']}"
+            case "groupMembers":
+                lines = [f"* {len(fields['members'])} members of {group}:"]
+                for entry in fields["members"]:
+                    role = _ROLE_NAMES.get(entry.get("role", ""), "")
+                    lines.append(f"  {_printable(entry['user'])}" + (f" ({role})" if role else ""))
+                return "\n".join(lines)
+            case "groups":
+                if not fields["groups"]:
+                    return "* you are in no group"
+                lines = ["* your groups:"]
+                for summary in fields["groups"]:
+                    role = _ROLE_NAMES.get(summary.get("role", ""), "")
+                    gone = ", dissolved" if summary.get("dissolved") else ""
+                    extra = (f", {role}" if role else "") + gone
+                    unread = summary.get("unread", 0)
+                    lines.append(f"  {self._space(summary['group'])}  id {summary['group']}, {unread} unread{extra}")
+                return "\n".join(lines)
+            case "roomCreated" | "roomJoined" | "roomMembers":
+                members = ", ".join(info.get("members", []))
+                verb = {"roomCreated": "created room", "roomJoined": "joined room", "roomMembers": "room"}[kind]
+                return f"* {verb} {room}: {info.get('memberCount', 0)} members ({_printable(members)})"
+            case "roomLeft":
+                return f"* left room {room}"
+        return None
 
     def error(self, code: str, message: str, command: str = "") -> None:
         where = f"   ({_printable(command)})" if command else ""
@@ -494,6 +803,9 @@ class HumanPrinter(Printer):
 
     def fatal(self, code: str, message: str) -> None:
         self._write(f"timnode chat: {code}: {message}", self.err)
+
+
+_ROLE_NAMES = {"GROUP_OWNER": "owner", "GROUP_ADMIN": "admin"}
 
 
 def _presence_line(presence: pb.Presence) -> str:
@@ -584,6 +896,8 @@ class ChatRunner:
         """Until ``/quit``, EOF or the client stops; returns the exit code."""
         assert self.client.session is not None
         self.printer.ready(self.client.session, self.client.url)
+        if self.interactive:
+            await self._greet()
         pump = asyncio.create_task(self._pump_events())
         start_stdin_reader(asyncio.get_running_loop(), self.lines)
         try:
@@ -614,6 +928,12 @@ class ChatRunner:
 
     async def _pump_events(self) -> None:
         async for event in self.client.events():
+            if isinstance(event, GroupMessageEvent):
+                sender = getattr(event.message, "from")
+                if sender == self.client.user and event.message.from_device == self.client.device:
+                    continue  # this device's own send or action: its answer was printed
+                if self.interactive:
+                    await self._learn_group(event.message.group)
             if not (self._closing and isinstance(event, DisconnectedEvent)):
                 self.printer.event(event)
         if not self._closing:
@@ -622,6 +942,22 @@ class ChatRunner:
                 self._current.cancel()
             with contextlib.suppress(asyncio.QueueFull):
                 self.lines.put_nowait(None)
+
+    async def _learn_group(self, group: str) -> None:
+        """Look up the name of a group first seen in a push (interactive mode shows names)."""
+        if group in self.printer.groups or self._closing:
+            return
+        with contextlib.suppress(ImError, ConnectionLost, WebSocketException, OSError, TimeoutError):
+            self._remember(await asyncio.wait_for(self.client.group_info(group), _LOOKUP_TIMEOUT))
+
+    async def _greet(self) -> None:
+        """Interactive mode: learn your groups' names and show where unread messages wait."""
+        with contextlib.suppress(ImError, ConnectionLost, WebSocketException, OSError, TimeoutError):
+            summaries = await asyncio.wait_for(self.client.my_groups(), _LOOKUP_TIMEOUT)
+            self._remember(*summaries)
+            for summary in summaries:
+                if summary.unread:
+                    self.printer.result("unreadGroup", {"group": summary.group, "unread": summary.unread})
 
     async def _shutdown(self, pump: asyncio.Task[None]) -> None:
         self._closing = True
@@ -651,10 +987,10 @@ class ChatRunner:
             case "msg":
                 await self._send(users[0], command.text)
             case "say":
-                await self._send(self._current_peer(), command.text)
+                await self._say(self._current_peer(), command.text)
             case "to":
-                self.peer = users[0]
-                self.printer.peer(self.peer)
+                self.peer = await self._target(users[0])
+                self.printer.peer(self._peer_name(self.peer))
             case "history":
                 page = await client.history(users[0], limit=command.limit)
                 self.printer.history(users[0], page.messages)
@@ -670,6 +1006,8 @@ class ChatRunner:
                 self.printer.pong(server_time, loop.time() - start)
             case "help":
                 self.printer.help()
+            case _ if command.name == "groups" or command.name.startswith(("group ", "room ")):
+                await self._space_command(command)
             case _:
                 await self._feature(command)
 
@@ -719,6 +1057,114 @@ class ChatRunner:
                 profile.nickname = text
                 self.printer.result("profile", json_format.MessageToDict(await client.set_profile(profile)))
 
+    async def _space_command(self, command: Command) -> None:
+        """``/groups``, ``/group ...``, ``/room ...`` (and ``/g``, ``/r``)."""
+        client, printer, target = self.client, self.printer, command.target
+        if command.name.startswith("group ") and command.name != "group create":
+            target = await self._group(target)
+        match command.name:
+            case "groups":
+                summaries = await client.my_groups()
+                self._remember(*summaries)
+                printer.result("groups", {"groups": [_dict(g) for g in summaries]})
+            case "group create":
+                info = await client.create_group(target, command.users)
+                self._remember(info)
+                printer.result("groupCreated", {"group": info.group, "info": _dict(info)})
+            case "group join":
+                await client.group_action(target, pb.GROUP_APPLY, text=command.text)
+                try:
+                    info = await client.group_info(target)
+                except ImError:
+                    info = pb.GroupInfo()
+                if info.role:
+                    self._remember(info)
+                    printer.result("groupJoined", {"group": target, "info": _dict(info)})
+                else:
+                    printer.result("groupApplied", {"group": target})
+            case "group leave":
+                await client.group_action(target, pb.GROUP_LEAVE)
+                printer.result("groupLeft", {"group": target})
+            case "group invite":
+                for user in command.users:
+                    await client.group_action(target, pb.GROUP_INVITE, user)
+                printer.result("groupInvited", {"group": target, "users": list(command.users)})
+            case "group members":
+                page = await client.group_members(target, limit=_HISTORY_MAX)
+                printer.result("groupMembers", {"group": target, "members": [_dict(m) for m in page.members],
+                                                "more": page.more})  # fmt: skip
+            case "group send":
+                await self._say("#" + target, command.text)
+            case "group sync":
+                after = command.limit if command.limit >= 0 else (await self._summary(target)).read_seq
+                printer.group_page(await client.group_sync(target, after_seq=after, limit=_GROUP_SYNC_LIMIT))
+            case "group read":
+                seq = command.limit
+                if seq < 0:
+                    seq = (await self._summary(target)).last_seq or (await client.group_info(target)).last_seq
+                await client.group_read(target, seq)
+                printer.result("groupRead", {"group": target, "seq": str(seq)})
+            case "room create" | "room join":
+                create = command.name == "room create"
+                room = await (client.create_room(target) if create else client.join_room(target))
+                printer.result("roomCreated" if create else "roomJoined", {"room": room.room, "info": _dict(room)})
+            case "room leave":
+                await client.leave_room(target)
+                printer.result("roomLeft", {"room": target})
+            case "room members":
+                room = await client.room_members(target)
+                printer.result("roomMembers", {"room": room.room, "info": _dict(room)})
+            case "room send":
+                await self._say("&" + target, command.text)
+
+    def _remember(self, *groups: pb.GroupInfo | pb.GroupSummary) -> None:
+        for group in groups:
+            if group.name:
+                self.printer.groups[group.group] = group.name
+
+    async def _summary(self, group: str) -> pb.GroupSummary:
+        """Your summary of ``group`` (read and last seq); an empty one if it is not listed."""
+        summaries = await self.client.my_groups()
+        self._remember(*summaries)
+        return next((s for s in summaries if s.group == group), pb.GroupSummary(group=group))
+
+    async def _group(self, ref: str) -> str:
+        """A group id for GROUP: an id as is, else the name of one of your groups."""
+        if ref in self.printer.groups or _GROUP_ID.fullmatch(ref):
+            return ref
+        names = [g for g, name in self.printer.groups.items() if name == ref]
+        if len(names) != 1:
+            self._remember(*await self.client.my_groups())
+            names = [g for g, name in self.printer.groups.items() if name == ref]
+        if len(names) > 1:
+            raise CommandError("USAGE", f"several of your groups are named {ref}: use an id ({', '.join(names)})")
+        return names[0] if names else ref  # not one of yours: the node judges the id
+
+    async def _target(self, ref: str) -> str:
+        """``/to``: a user, ``#GROUP`` or ``&ROOM``, kept as ``bob``, ``#<group id>``, ``&room``."""
+        if ref.startswith("#"):
+            return "#" + await self._group(ref[1:])
+        return ref
+
+    def _peer_name(self, peer: str) -> str:
+        if peer.startswith("#"):
+            return "#" + self.printer.groups.get(peer[1:], peer[1:])
+        return peer
+
+    async def _say(self, peer: str, text: str) -> None:
+        """Send to a user, ``#group`` or ``&room`` and make it the current peer."""
+        if peer.startswith("&"):
+            sent = await self.client.room_send(peer[1:], text)
+            self.peer = peer
+            self.printer.room_sent(peer[1:], text, sent)
+        elif peer.startswith("#"):
+            client_msg_id = secrets.token_hex(12)
+            sent = await self.client.group_send(peer[1:], text, client_msg_id=client_msg_id)
+            self.peer = peer
+            self.printer.group_sent(peer[1:], text, sent, client_msg_id)
+        else:
+            await self._send(peer, text)
+
     def _current_peer(self) -> str:
         if not self.interactive:
             raise CommandError("USAGE", "plain lines are not sent in --json mode: use /msg USER TEXT")
@@ -732,6 +1178,10 @@ class ChatRunner:
         self.peer = to
         self.printer.sent(to, text, sent, client_msg_id)
 
+
+_GROUP_ID = re.compile(r"g[0-9a-f]{16}")
+_GROUP_SYNC_LIMIT = 100
+_LOOKUP_TIMEOUT = 5.0
 
 _STATUSES = {"available": pb.AVAILABLE, "away": pb.AWAY, "busy": pb.BUSY, "invisible": pb.INVISIBLE}
 _FRIEND_ACTIONS = {
