@@ -18,8 +18,9 @@ its commands onto ``node.manager.LinkManager`` (the only place in ``dht/`` with 
   ``loop.time() + offset`` with the offset fixed at start, so the one timer re-armed from
   ``get_timer()`` after every call is ``loop.call_at(timer_at - offset)``, exact.
 
-Reachability (``nat``, issue 5) plugs in at ``set_server(bool)``; ``auto`` means server
-until then.
+Reachability (``nat``) plugs in at ``set_server(bool)`` (``--dht-mode auto``: server until
+reachability says "private"); our relay reservations at ``set_relays`` (republished in the peer
+record), and ``relay_dialer`` reaches a peer whose record lists relays but no dialable address.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from dht.ids import presence_key
@@ -74,6 +75,9 @@ class DhtService:
         self._dials: dict[bytes, asyncio.Future[bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self.relays: tuple[PeerId, ...] = ()  # our relays, published in our peer record (set_relays)
+        # (peer, its advertised relays) -> linked? ; set by the daemon to NatService.dial_via_relays
+        self.relay_dialer: Callable[[PeerId, tuple[PeerId, ...]], Awaitable[bool]] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -148,6 +152,12 @@ class DhtService:
         """Publish our addresses (and relays); refreshed by the core until the node stops."""
         addrs, relay_ids = self.links.listen_addrs, [r.bytes for r in relays]
         return await self._run(PutCompleted, lambda now: self.proto.put_peer_record(addrs, relay_ids, now))
+
+    def set_relays(self, relays: Sequence[PeerId]) -> None:
+        """Our relay reservations changed (``nat``): republish our peer record with them."""
+        self.relays = tuple(relays)
+        if self._record_published and self.running:
+            self._spawn(self._publish_own_record())
 
     async def find_peer(self, peer: PeerId, fresh: bool = False) -> tuple[tuple[str, ...], tuple[PeerId, ...]] | None:
         """``peer``'s signed (addresses, relays), or None when no record is found."""
@@ -275,10 +285,11 @@ class DhtService:
     async def _dial_addrs(self, peer: bytes, done: asyncio.Future[bool], lookup: bool) -> None:
         target = PeerId(peer)
         try:
+            relays: tuple[PeerId, ...] = ()
             addrs = self.proto.addrs_of(peer)
             if not addrs and lookup:
                 found = await self.find_peer(target)
-                addrs = found[0] if found else ()
+                addrs, relays = found if found else ((), ())
             for addr in addrs:
                 try:
                     await self.links.connect(addr, target)
@@ -286,6 +297,8 @@ class DhtService:
                     log.debug("dial %s at %s failed: %s", target.short(), addr, exc or type(exc).__name__)
                 if self.links.is_linked(target):
                     break
+            if relays and not self.links.is_linked(target) and self.relay_dialer is not None:
+                await self.relay_dialer(target, relays)  # a private peer: through its relays, then punch
         finally:
             self._dials.pop(peer, None)
             done.set_result(self.links.is_linked(target))
@@ -308,5 +321,5 @@ class DhtService:
 
     async def _publish_own_record(self) -> None:
         if self.links.listen_addrs and self.running:
-            event = await self.publish_peer_record()
+            event = await self.publish_peer_record(self.relays)
             log.info("= peer record stored on %d of %d peers", event.stored, event.attempted)

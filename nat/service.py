@@ -22,7 +22,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,7 @@ class NatConfig:
     rtc_timeout: float = 20.0
     punch_retry: float = 30.0
     relay_interval: float = 2.0  # look for peers behind our relays
+    max_relays: int = 0  # relays to reserve at most (0: every outbound-linked public peer)
 
 
 class NatService:
@@ -72,6 +73,8 @@ class NatService:
         self.relay = RelayService(links, self._on_circuit, allow_relaying=lambda: self.status_now() != autonat.PRIVATE)
         self.punches: dict[PeerId, dict[str, Any]] = {}
         self._subscribers: list[Callable[[str], None]] = []
+        self._relay_subscribers: list[Callable[[tuple[PeerId, ...]], None]] = []
+        self._published_relays: frozenset[PeerId] = frozenset()
         self._last_reachability = autonat.UNKNOWN
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kick = asyncio.Event()
@@ -103,7 +106,41 @@ class NatService:
             self.stun.close()
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
+        """``callback(reachability)`` on every change ("public", "private", "unknown")."""
         self._subscribers.append(callback)
+
+    def subscribe_relays(self, callback: Callable[[tuple[PeerId, ...]], None]) -> None:
+        """``callback(relays)`` whenever the set of relays we hold a reservation at changes."""
+        self._relay_subscribers.append(callback)
+
+    async def dial_via_relays(
+        self, peer: PeerId, relays: Sequence[PeerId], reach: Callable[[PeerId], Awaitable[bool]]
+    ) -> bool:
+        """Link to ``peer`` through one of its advertised ``relays`` (its DHT peer record).
+
+        ``reach(relay)`` makes sure we are linked to the relay (``DhtService.dial``). The link
+        comes up as ``relay``; the relay loop then punches it to ``rtc`` like any relayed link.
+        """
+        if not self.config.traversal or peer in self._punching:
+            return self.links.is_linked(peer)
+        self._punching.add(peer)
+        try:
+            for relay in relays:
+                if self.links.is_linked(peer):
+                    break
+                if relay in (peer, self.links.local_peer):
+                    continue
+                try:
+                    if not (self.links.is_linked(relay) or await reach(relay)):
+                        continue
+                    circuit = await self.relay.connect(relay, peer)
+                    await self._link_over(circuit, "outbound", "relay", peer, f"relay via {relay.short()}")
+                    log.info("= linked to %s through its advertised relay %s", peer.short(), relay.short())
+                except Exception as exc:  # P2PError, ValueError, TimeoutError, handshake errors
+                    log.info("relay dial to %s via %s failed: %s", peer.short(), relay.short(), exc)
+        finally:
+            self._punching.discard(peer)
+        return self.links.is_linked(peer)
 
     def status_now(self) -> str:
         return self.reachability.status(_now())
@@ -230,16 +267,33 @@ class NatService:
     async def _relay_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.relay_interval)
+            self._notify_relays()
             if self.status_now() != autonat.PRIVATE:
+                self._maybe_punch()  # a reachable node that was dialled through a relay punches too
                 continue
             for entry in self.links.entries():
                 peer = entry.link.remote_peer
+                full = 0 < self.config.max_relays <= len(self.relay.relays)
                 if entry.transport == "ws" and peer not in self.relay.relays and entry.direction == "outbound":
-                    await self.relay.reserve(peer)
+                    if not full:
+                        await self.relay.reserve(peer)
+            self._notify_relays()
             for relay in list(self.relay.relays):
                 for target in await self.relay.list_reserved(relay):
                     self._maybe_link(relay, target)
             self._maybe_punch()
+
+    def _notify_relays(self) -> None:
+        relays = frozenset(self.relay.relays)
+        if relays == self._published_relays:
+            return
+        self._published_relays = relays
+        log.info("= relays: %s", ", ".join(sorted(p.short() for p in relays)) or "none")
+        for callback in list(self._relay_subscribers):
+            try:
+                callback(tuple(sorted(relays, key=lambda p: p.bytes)))
+            except Exception:
+                log.exception("relay subscriber failed")
 
     def _maybe_link(self, relay: PeerId, target: PeerId) -> None:
         me = self.links.local_peer

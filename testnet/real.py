@@ -6,7 +6,13 @@ public ones bootstrap each other, the NATed ones bootstrap the first public node
 every pair is linked or ``timeout`` passes, and returns the matrix of what linked how (``ws``,
 ``rtc``, ``relay``, ``none``) next to what RFC 4787 predicts, with the RTT of a link-level
 ping over each link (a ping is proof that encrypted frames crossed that link). The nodes'
-``/peers`` documents are read from inside their namespaces. Everything is removed at the end.
+``/peers`` and ``/healthz`` documents are read from inside their namespaces.
+
+Then the network carries IM traffic (``exchange=True``): one user per node registers through
+the SDK (``testnet/im_probe.py``, run with ``ip netns exec`` in the node's namespace against the
+node's own WebSocket URL), every user sends one message to every user on the other nodes, and
+the ``delivered`` matrix records which of them arrived (row: sender's node, column: receiver's).
+Everything is removed at the end.
 
 Expectation (RFC 4787): a public node links ``ws`` with everyone (the NATed side dials it);
 two NATed nodes punch (``rtc``) unless one side has endpoint-dependent mapping (symmetric) and
@@ -17,6 +23,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import pathlib
+import select
 import shutil
 import subprocess
 import sys
@@ -53,14 +62,29 @@ def _peers_doc(host: Host) -> dict[str, Any]:
     return doc
 
 
+def _healthz(host: Host) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{PORT}/healthz"
+    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
+    try:
+        doc: dict[str, Any] = json.loads(host.run(sys.executable, "-c", code, check=False) or "{}")
+    except ValueError:
+        return {}
+    return doc
+
+
 def run_real(
     kinds: Sequence[str] = ("full-cone", "address-restricted", "port-restricted", "symmetric"),
     *,
     timeout: float = 60.0,
     extra_args: Sequence[str] = (),
+    exchange: bool = True,
+    message_timeout: float = 20.0,
     log: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
-    """Build, run, measure, tear down. Returns ``{"nodes": [...], "pairs": [...], "ok": bool, ...}``."""
+    """Build, run, measure, exchange messages, tear down.
+
+    Returns ``{"nodes": [...], "pairs": [...], "delivered": {...}, "ok": bool, ...}``.
+    """
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="timnode-testnet-")
     with Testbed() as bed:
@@ -74,7 +98,10 @@ def run_real(
         try:
             ids = {h.name: str(n.info["peer_id"]) for h, n in zip(hosts, nodes, strict=True)}
             docs = _wait(hosts, ids, timeout, log)
-            result = _report(hosts, ids, docs)
+            log(f"links settled after {time.monotonic() - started:.1f} s")
+            delivered = exchange_messages(hosts, workdir, message_timeout, log) if exchange else None
+            health = {h.name: _healthz(h) for h in hosts}
+            result = _report(hosts, ids, docs, health, delivered)
         finally:
             for node in nodes:
                 try:
@@ -131,7 +158,90 @@ def _settled(a: Host, b: Host, ids: dict[str, str], docs: dict[str, Any]) -> boo
     return False
 
 
-def _report(hosts: list[Host], ids: dict[str, str], docs: dict[str, Any]) -> dict[str, Any]:
+def user_of(host: Host) -> str:
+    return f"u-{host.name}"
+
+
+def exchange_messages(
+    hosts: Sequence[Host], workdir: str, timeout: float = 20.0, log: Callable[[str], None] = lambda text: None
+) -> dict[str, dict[str, float | str]]:
+    """Every host's user messages every other host's user; ``{sender: {receiver: ms | error}}``.
+
+    One ``testnet.im_probe`` per host, inside the host's namespace; all register first, then
+    all send at once. A cell is the receive latency in ms, or why it was not delivered.
+    """
+    env = dict(os.environ)
+    root = str(pathlib.Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    probes: dict[str, subprocess.Popen[str]] = {}
+    out: dict[str, dict[str, float | str]] = {h.name: {} for h in hosts}
+    try:
+        for h in hosts:
+            cmd = [*h.exec_prefix(), sys.executable, "-m", "testnet.im_probe", "--url", f"ws://127.0.0.1:{PORT}",
+                   "--user", user_of(h)]  # fmt: skip
+            errors = open(f"{workdir}/probe-{h.name}.log", "w")  # noqa: SIM115 - owned by the process
+            probes[h.name] = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+            )
+            errors.close()
+        ready = {name: _read_json(p, 30.0) for name, p in probes.items()}
+        live = [h for h in hosts if ready[h.name].get("ready")]
+        for h in hosts:
+            if h not in live:
+                log(f"{h.name}: IM probe not ready: {ready[h.name]}")
+        time.sleep(1.0)  # presence reaches the linked nodes
+        log(f"IM: {len(live)} users registered; {len(live) * (len(live) - 1)} messages under way")
+        for h in live:
+            order = {"to": [user_of(o) for o in live if o is not h], "expect": [user_of(o) for o in live if o is not h],
+                     "timeout": timeout}  # fmt: skip
+            stdin = probes[h.name].stdin
+            assert stdin is not None
+            stdin.write(json.dumps(order) + "\n")
+            stdin.flush()
+        reports = {h.name: _read_json(probes[h.name], timeout + 10) for h in live}
+        for a in hosts:
+            for b in hosts:
+                if a is b:
+                    continue
+                if a not in live or b not in live:
+                    out[a.name][b.name] = "probe not ready"
+                    continue
+                got = reports[b.name].get("received", {}).get(user_of(a))
+                sent = reports[a.name].get("sent", {}).get(user_of(b), "no report")
+                out[a.name][b.name] = got if got is not None else (sent if sent != "ok" else "not received")
+    finally:
+        for p in probes.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for stream in (p.stdin, p.stdout):
+                if stream is not None:
+                    stream.close()
+    return out
+
+
+def _read_json(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    """The next JSON line the probe prints, ``{"error": ...}`` on timeout or exit."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        return {"error": f"no answer in {timeout:.0f} s"}
+    line = proc.stdout.readline()
+    try:
+        doc: dict[str, Any] = json.loads(line)
+    except ValueError:
+        return {"error": f"probe exited ({proc.poll()})"}
+    return doc
+
+
+def _report(
+    hosts: list[Host],
+    ids: dict[str, str],
+    docs: dict[str, Any],
+    health: dict[str, Any] | None = None,
+    delivered: dict[str, dict[str, float | str]] | None = None,
+) -> dict[str, Any]:
+    health = health or {}
     pairs = []
     for a, b in itertools.combinations(hosts, 2):
         link_a = _link(docs[a.name], ids[b.name])
@@ -151,6 +261,8 @@ def _report(hosts: list[Host], ids: dict[str, str], docs: dict[str, Any]) -> dic
                 "expected": expected_transport(a.nat, b.nat),
                 "rtt_ms": link_a["rtt_ms"] if link_a else None,
                 "punch": punch,
+                "delivered_ab": None if delivered is None else delivered[a.name][b.name],
+                "delivered_ba": None if delivered is None else delivered[b.name][a.name],
             }
         )
     nodes = [
@@ -164,11 +276,16 @@ def _report(hosts: list[Host], ids: dict[str, str], docs: dict[str, Any]) -> dic
             "nat_mapping": docs[h.name].get("nat_mapping"),
             "public_address": docs[h.name].get("public_address"),
             "relays": docs[h.name].get("relays"),
+            "dht_mode": (health.get(h.name, {}).get("dht") or {}).get("mode"),
         }
         for h in hosts
     ]
-    ok = all(p["transport"] == p["expected"] for p in pairs)
-    return {"nodes": nodes, "pairs": pairs, "ok": ok}
+    linked_ok = all(p["transport"] == p["expected"] for p in pairs)
+    all_delivered = delivered is None or all(
+        isinstance(ms, (int, float)) for row in delivered.values() for ms in row.values()
+    )
+    return {"nodes": nodes, "pairs": pairs, "delivered": delivered, "linked_ok": linked_ok,
+            "all_delivered": all_delivered, "ok": linked_ok and all_delivered}  # fmt: skip
 
 
 def format_matrix(result: dict[str, Any]) -> str:
@@ -182,18 +299,39 @@ def format_matrix(result: dict[str, Any]) -> str:
     lines = ["".ljust(8) + "".join(n.ljust(width) for n in names)]
     for a in names:
         lines.append(a.ljust(8) + "".join((cell.get((a, b), "-")).ljust(width) for b in names))
+    delivered = result.get("delivered")
+    if delivered is not None:
+        lines.append("")
+        lines.append("delivered (row sends to column: ms from the sending node's timestamp to arrival; x: lost)")
+        lines.append("".ljust(8) + "".join(n.ljust(width) for n in names))
+        for a in names:
+            row = delivered.get(a, {})
+            cells = ["-" if a == b else (f"{row[b]:.0f}" if isinstance(row.get(b), (int, float)) else "x")
+                     for b in names]  # fmt: skip
+            lines.append(a.ljust(8) + "".join(c.ljust(width) for c in cells))
+        failures = [f"{a}->{b}: {v}" for a, row in delivered.items() for b, v in row.items()
+                    if not isinstance(v, (int, float))]  # fmt: skip
+        lines.extend(f"  not delivered {f}" for f in failures[:10])
     lines.append("")
-    lines.append(f"{'node':<8} {'NAT':<19} {'reachability':<13} {'mapping':<21} public address")
+    lines.append(f"{'node':<8} {'NAT':<19} {'reachability':<13} {'mapping':<21} {'dht':<7} public address")
     for n in result["nodes"]:
         lines.append(
             f"{n['name']:<8} {n['nat']:<19} {n['reachability'] or '-':<13} {n['nat_mapping'] or '-':<21} "
-            f"{n['public_address'] or '-'}"
+            f"{n.get('dht_mode') or '-':<7} {n['public_address'] or '-'}"
         )
     punched = [p["punch"]["ice_s"] for p in result["pairs"] if p.get("punch") and "ice_s" in p["punch"]]
     if punched:
         lines.append(f"ICE to connected: {min(punched):.2f}-{max(punched):.2f} s over {len(punched)} punched pairs")
-    lines.append(("OK: every pair linked as RFC 4787 predicts" if result["ok"] else "MISMATCH (cells got*expected)")
-                 + f" in {result.get('seconds', 0)} s")  # fmt: skip
+    linked = (
+        "every pair linked as RFC 4787 predicts"
+        if result.get("linked_ok", result["ok"])
+        else ("link MISMATCH (cells got*expected)")
+    )
+    if delivered is not None:
+        n = sum(1 for row in delivered.values() for v in row.values() if isinstance(v, (int, float)))
+        total = sum(len(row) for row in delivered.values())
+        linked += f"; {n}/{total} messages delivered"
+    lines.append(("OK: " if result["ok"] else "FAILED: ") + linked + f" in {result.get('seconds', 0)} s")
     return "\n".join(lines)
 
 

@@ -45,6 +45,9 @@ class NodeConfig:
     no_nat_traversal: bool = field(
         default=False, metadata={"help": "no relays and no ICE hole punching (reachability checks only)"}
     )
+    max_relays: int = field(
+        default=0, metadata={"help": "relays a private node reserves at most (0: every public peer it dialled)"}
+    )
     advertise: str = field(default="", metadata={"help": "address peers should dial (default: the listen address)"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest WebSocket frame a client may send"})
     max_message_bytes: int = field(default=16384, metadata={"help": "largest message body (text or data)"})
@@ -76,7 +79,8 @@ class NodeConfig:
     reconnect_max: float = field(default=30.0, metadata={"help": "longest wait between redials of a lost peer"})
     pex_interval: float = field(default=30.0, metadata={"help": "seconds between peer exchanges (0: on link-up only)"})
     dht_mode: str = field(
-        default="auto", metadata={"help": "DHT role: server (answer queries), client, or auto (server for now)"}
+        default="auto",
+        metadata={"help": "DHT role: server (answer queries), client, or auto (client while NATed/private)"},
     )
     presence_ttl: float = field(
         default=3600.0, metadata={"help": "seconds a published DHT presence entry lives (republished at half)"}
@@ -141,6 +145,8 @@ class NodeConfig:
             raise ConfigError("group_max_members must be at least 2")
         if self.dht_mode not in ("auto", "server", "client"):
             raise ConfigError("dht_mode must be auto, server or client")
+        if self.max_relays < 0:
+            raise ConfigError("max_relays must be 0 (no limit) or more")
         if not 1.0 <= self.presence_ttl <= 86400.0:
             raise ConfigError("presence_ttl must be between 1 and 86400 seconds")
         if self.stranger_policy not in ("allow", "friends-only"):

@@ -59,7 +59,7 @@ from store.factory import open_store
 from timnode import __version__, store_admin
 from timnode.admin_wiring import build_admin
 from timnode.config import NodeConfig
-from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht
+from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht, wire_nat
 from timnode.metered_store import MeteredStore
 from web import static_routes
 
@@ -220,8 +220,12 @@ class Node:
         for addr in self.config.bootstrap_addrs():
             self.links.add_bootstrap(addr)
         await self.links.start()
-        nat_config = NatConfig(stun=not self.config.no_stun, traversal=not self.config.no_nat_traversal)
+        nat_config = NatConfig(
+            stun=not self.config.no_stun, traversal=not self.config.no_nat_traversal, max_relays=self.config.max_relays
+        )
         self.nat = NatService(self.links, nat_config)
+        if self.dht is not None:
+            wire_nat(self.config, self.dht, self.nat)  # reachability -> DHT mode; relays -> peer record
         await self.nat.start(host, port)  # STUN on UDP at the bound port number, reachability, relays
         if not self.config.no_mdns:
             from node.mdns import MdnsDiscovery  # zeroconf is imported only when mDNS runs

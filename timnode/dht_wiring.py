@@ -2,7 +2,7 @@
 
 Kept out of ``daemon.py`` so that the composition root only calls three things:
 ``build_dht(config, links, identity)``, ``PresencePublisher(dht).hook`` (appended to
-``ImService.presence_hooks``) and ``add_dht_routes(server, dht)``.
+``ImService.presence_hooks``), ``add_dht_routes(server, dht)`` and ``wire_nat(config, dht, nat)``.
 
 Routes (read-only, no admin token: they show what any network member can look up anyway):
 
@@ -24,22 +24,42 @@ from urllib.parse import parse_qs, urlsplit
 from dht.aio import DhtService
 from dht.node import DhtConfig
 from dht.records import decode_presence_value
+from nat.service import NatService
 from node.errors import DecodeError, P2PError
 from node.identity import Identity, PeerId
 from node.manager import LinkManager
 from node.server import HttpReply, PortServer, json_reply
 from timnode.config import NodeConfig
 
-__all__ = ["PresencePublisher", "add_dht_routes", "build_dht"]
+__all__ = ["PresencePublisher", "add_dht_routes", "build_dht", "wire_nat"]
 
 log = logging.getLogger(__name__)
 
 
 def build_dht(config: NodeConfig, links: LinkManager, identity: Identity) -> DhtService:
-    """``--dht-mode`` auto|server -> server. Reachability (issue 5) will call ``set_server``."""
+    """``--dht-mode`` auto|server -> server, client -> client; ``wire_nat`` makes auto follow reachability."""
     ttl = config.presence_ttl
     dht_config = DhtConfig(server=config.dht_mode != "client", record_ttl=ttl, republish_interval=ttl / 2)
     return DhtService(links, identity, dht_config)
+
+
+def wire_nat(config: NodeConfig, dht: DhtService, nat: NatService) -> None:
+    """Reachability drives the DHT mode (``auto``); relays go into the signed peer record.
+
+    * ``--dht-mode auto``: client mode once reachability is "private" (nobody can dial us, so we
+      must not enter routing tables), server mode otherwise ("public", or "unknown" again).
+    * Every change of our relay reservations republishes our peer record with them, and a
+      ``DhtService.dial`` that finds only relays in a peer's record links through one of them
+      (``NatService.dial_via_relays``); the relayed link is then punched to ``rtc`` when possible.
+    """
+    if config.dht_mode == "auto":
+        nat.subscribe(lambda reachability: dht.set_server(reachability != "private"))
+    nat.subscribe_relays(dht.set_relays)
+
+    async def via_relays(peer: PeerId, relays: tuple[PeerId, ...]) -> bool:
+        return await nat.dial_via_relays(peer, relays, dht.dial)
+
+    dht.relay_dialer = via_relays
 
 
 class PresencePublisher:

@@ -3,7 +3,9 @@
 One test bed run covers: reachability (public nodes: public; NATed: private), mapping
 behaviour (port-restricted: endpoint-independent; symmetric: endpoint-dependent), ICE hole
 punching between two port-restricted cone NATs (``rtc``), and symmetric-symmetric /
-symmetric-port-restricted falling back to ``relay`` after a failed punch. ICE runs only
+symmetric-port-restricted falling back to ``relay`` after a failed punch, the DHT mode that
+follows reachability (``/healthz``), and IM over it all: one SDK user per node, every user
+messages every other node's user, all delivered (``delivered`` matrix). ICE runs only
 inside the namespaces this test creates; they are removed at the end, also on failure.
 """
 
@@ -52,6 +54,21 @@ def test_reachability_and_mapping(result: Any) -> None:
     assert by_name["port1"]["nat_mapping"] == "endpoint-independent"
     assert by_name["sym1"]["nat_mapping"] == "endpoint-dependent"
     assert by_name["port1"]["public_address"] == by_name["port1"]["public_address"].split(":")[0] + ":7400"
+
+
+def test_dht_mode_follows_reachability(result: Any) -> None:
+    modes = {n["name"]: n["dht_mode"] for n in result["nodes"]}
+    assert modes == {"pub1": "server", "pub2": "server", "port1": "client", "port2": "client", "sym1": "client",
+                     "sym2": "client"}, modes  # fmt: skip
+
+
+def test_every_user_reaches_every_other_node(result: Any) -> None:
+    delivered = result["delivered"]
+    lost = [f"{a}->{b}: {v}" for a, row in delivered.items() for b, v in row.items() if not isinstance(v, float)]
+    assert not lost, lost
+    assert sum(len(row) for row in delivered.values()) == 6 * 5
+    for pair in result["pairs"]:  # over ws, rtc and relay links alike
+        assert isinstance(pair["delivered_ab"], float) and isinstance(pair["delivered_ba"], float), pair
 
 
 def test_port_restricted_pair_punches_to_rtc(result: Any) -> None:
