@@ -9,11 +9,15 @@ batch as the change it announces, so a device that syncs later replays the event
 order, and is pushed to every online device but the acting one (which has its response).
 
 In no-store mode the event is only pushed.
+
+Across nodes, :attr:`EventLog.remote` (set by im/federation.py) pushes the event to the
+parties' devices on other nodes too (one copy per destination node); with a shared store
+those devices would also find it on their next sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from im import client_pb2 as pb
 from im.ids import MessageIdGenerator
@@ -21,7 +25,11 @@ from im.keys import KeySchema
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Op, Put, RecordStore
 
-__all__ = ["EventLog", "is_engine_type", "message_rows"]
+__all__ = ["EventLog", "RemotePush", "is_engine_type", "message_rows"]
+
+#: pushes a frame to the devices of ``users`` on other nodes; the last argument names the
+#: kind of push for counters ("event", "typing", ...). Set by im/federation.py.
+RemotePush = Callable[[Iterable[str], pb.ServerFrame, str], None]
 
 FIRST_ENGINE_TYPE = 2
 FIRST_APP_TYPE = 32
@@ -61,6 +69,7 @@ class EventLog:
         self._ids = ids
         self.now_ms = now_ms
         self.durable = durable
+        self.remote: RemotePush | None = None  # other nodes (im/federation.py)
 
     def new(self, kind: int, actor: str, to: str, *, ref: int = 0, text: str = "", device: str = "") -> pb.Message:
         now = self.now_ms()
@@ -93,6 +102,8 @@ class EventLog:
                 if target is not origin:
                     target.sink.push(push)
                     count += 1
+        if self.remote is not None:
+            self.remote((actor, event.to), push.frame, "event")
         return count
 
     async def load(self, user: str, message_id: int) -> pb.Message | None:

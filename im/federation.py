@@ -22,6 +22,8 @@ Node-to-node messages travel over peer links (``node.manager.LinkManager``) on p
 * **ACKED** (one-way): delivery receipts to the nodes holding the sender's devices.
 * **WHO_HAS** (request): a fresh lookup of one user on one node.
 * **KICK** (request): the network-wide device limit ends a session on another node.
+* **PUSH**, **INVALIDATE**, **FORWARD**, **SESSION_GONE**: the IM features across nodes
+  (events, typing, roster caches, groups, rooms, admin broadcasts): im/fed_routing.py.
 
 The directory (:class:`PresenceDirectory`) answers from the replicated table; when the table
 has nothing and the DHT knows nodes this node is not linked to (a network larger than the
@@ -47,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 from im import client_pb2 as pb
 from im import federation_pb2 as fed
 from im.errors import ImError
+from im.fed_routing import FeatureRouting
 from im.sessions import Push, Session
 from node.errors import P2PError
 from node.identity import PeerId
@@ -128,6 +131,7 @@ class RemoteDevices:
     devices: tuple[RemoteDevice, ...]
     status: int = 0
     text: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 class PresenceDirectory(Protocol):
@@ -158,7 +162,8 @@ class LinkDirectory:
         entries = self._table.setdefault(update.user, {})
         if update.devices:
             devices = tuple(RemoteDevice(d.device, d.login_at_ms) for d in update.devices)
-            entries[peer] = RemoteDevices(peer, devices, update.status, update.text)
+            fields = tuple(sorted(update.fields.items()))
+            entries[peer] = RemoteDevices(peer, devices, update.status, update.text, fields)
         else:
             entries.pop(peer, None)
             if not entries:
@@ -232,6 +237,7 @@ class Federation:
             "dht_lookups": 0, "acked_out": 0, "acked_in": 0, "presence_out": 0, "presence_in": 0,
             "kicks_out": 0, "kicks_in": 0, "refused_mismatch": 0,
         }  # fmt: skip
+        self.routing = FeatureRouting(self)  # events, typing, roster, groups, rooms, broadcasts
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -242,6 +248,7 @@ class Federation:
         self.service.session_guards.append(self._device_guard)
         self.service.messenger.remote = self
         self.service.network = self
+        self.routing.start()
         for peer in self.links.peers():
             self._spawn(self._hello(peer))
 
@@ -251,6 +258,7 @@ class Federation:
             self._unsubscribe()
         self.service.messenger.remote = None
         self.service.network = None
+        self.routing.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -279,6 +287,7 @@ class Federation:
         elif isinstance(event, LinkDown):
             users = self.directory.drop_peer(event.peer)
             self._compat.pop(event.peer, None)
+            self.routing.link_down(event.peer)
             for user in users:
                 self._network_changed(user, before=None)
 
@@ -311,7 +320,9 @@ class Federation:
                     self.fingerprint[:12],
                 )  # fmt: skip
         self._fingerprints[peer] = hello.store_fingerprint
-        self._compat[peer] = match
+        if self._compat.get(peer) != match:
+            self._compat[peer] = match
+            self.routing.nodes_changed()  # group owners and room homes may move
         for update in hello.users:
             before = self.directory.device_count(update.user)
             if self.directory.apply(peer, update):
@@ -319,8 +330,8 @@ class Federation:
 
     # ------------------------------------------------------------------ serving
 
-    def _serve(self, peer: PeerId, body: bytes) -> bytes | None:
-        """``/timnode/im/1``: every operation is synchronous, so link order is kept."""
+    def _serve(self, peer: PeerId, body: bytes) -> bytes | None | Awaitable[bytes]:
+        """``/timnode/im/1``: every operation but FORWARD is synchronous, so link order is kept."""
         try:
             request = fed.FedRequest.FromString(body)
         except Exception:  # noqa: BLE001 - DecodeError
@@ -331,9 +342,10 @@ class Federation:
             return fed.FedReply(hello=self._hello_body()).SerializeToString()
         if op == "presence":
             self.stats["presence_in"] += 1
-            before = self.directory.device_count(request.presence.user)
+            user = request.presence.user
+            before, rich = self.directory.device_count(user), self._rich(user)
             if self.directory.apply(peer, request.presence):
-                self._network_changed(request.presence.user, before=before)
+                self._network_changed(user, before=before, rich_changed=rich != self._rich(user))
             return None
         if op == "who_has":
             return fed.FedReply(devices=self._devices_of(request.who_has.user)).SerializeToString()
@@ -351,7 +363,20 @@ class Federation:
             return None
         if op == "kick":
             return fed.FedReply(kicked=self._kick_local(request.kick)).SerializeToString()
+        if op == "push":
+            return fed.FedReply(pushed=self.routing.serve_push(request.push)).SerializeToString()
+        if op == "invalidate":
+            self.routing.serve_invalidate(request.invalidate)
+            return None
+        if op == "forward":
+            return self._serve_forward(peer, request.forward)
+        if op == "session_gone":
+            self.routing.serve_session_gone(peer, request.session_gone)
+            return None
         return fed.FedReply(status=fed.FedReply.BAD_REQUEST, error="unknown operation").SerializeToString()
+
+    async def _serve_forward(self, peer: PeerId, req: fed.Forward) -> bytes:
+        return (await self.routing.serve_forward(peer, req)).SerializeToString()
 
     def _serve_deliver(self, req: fed.Deliver) -> fed.FedReply:
         self.stats["deliver_in"] += 1
@@ -382,6 +407,7 @@ class Federation:
         if update.devices and features is not None:
             own = features.presence.own(user)
             update.status, update.text = int(own.status), own.text
+            update.fields.update(own.fields)
         return update
 
     def _devices_changed(self, user: str, devices: tuple[str, ...]) -> None:
@@ -410,7 +436,13 @@ class Federation:
         since = min(d.login_at_ms for r in entries for d in r.devices)
         status = next((r.status for r in entries if r.status), pb.AVAILABLE)
         text = next((r.text for r in entries if r.text), "")
-        return pb.Presence(user=user, online=True, devices=devices, since=since, status=status, text=text)  # type: ignore[arg-type]
+        presence = pb.Presence(user=user, online=True, devices=devices, since=since, status=status, text=text)  # type: ignore[arg-type]
+        presence.fields.update(next((dict(r.fields) for r in entries if r.fields), {}))
+        return presence
+
+    def _rich(self, user: str) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
+        """What a remote user shows besides being online: compared to spot SetPresence changes."""
+        return [(r.status, r.text, r.fields) for r in self.directory.cached(user)]
 
     def view(self, presence: pb.Presence, session: Session) -> pb.Presence:
         """A Subscribe answer: a user offline here but online elsewhere (and watchable) is online."""
@@ -420,12 +452,15 @@ class Federation:
             return presence  # online here: the local view (invisible included) stands
         return self._remote_presence(presence.user)
 
-    def _network_changed(self, user: str, *, before: int | None) -> None:
-        """A remote device set changed: tell local watchers when the user went on/offline network-wide."""
+    def _network_changed(self, user: str, *, before: int | None, rich_changed: bool = False) -> None:
+        """A remote device set changed: tell local watchers when the user went on/offline
+        network-wide, or changed status, text or fields while online elsewhere."""
         if self.service.registry.device_count(user):
             return  # online here throughout: the local announcements cover it
         after = self.directory.device_count(user)
-        if before is None or (before > 0) != (after > 0):
+        if rich_changed and before and after:
+            self._spawn(self._announce(user))
+        elif before is None or (before > 0) != (after > 0):
             if before is None and after > 0:
                 return  # a link went down and the user is still online elsewhere
             self._spawn(self._announce(user))
@@ -638,7 +673,8 @@ class Federation:
         if entry is not None:  # until its PRESENCE arrives, count the device as gone
             left = [fed.DeviceInfo(device=d.device, login_at_ms=d.login_at_ms) for d in entry.devices
                     if d.device != device]  # fmt: skip
-            self.directory.apply(peer, fed.UserDevices(user=user, devices=left, status=entry.status, text=entry.text))
+            self.directory.apply(peer, fed.UserDevices(user=user, devices=left, status=entry.status, text=entry.text,
+                                                       fields=dict(entry.fields)))  # fmt: skip
             self._network_changed(user, before=before)
 
 

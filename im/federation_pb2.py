@@ -24,31 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x66\x65\x64\x65ration.proto\x12\x15timnode.federation.v1\"1\n\nDeviceInfo\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x13\n\x0blogin_at_ms\x18\x02 \x01(\x03\"z\n\x0bUserDevices\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x32\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32!.timnode.federation.v1.DeviceInfo\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\"f\n\x05Hello\x12\x19\n\x11store_fingerprint\x18\x01 \x01(\t\x12\x0f\n\x07\x64urable\x18\x02 \x01(\x08\x12\x31\n\x05users\x18\x03 \x03(\x0b\x32\".timnode.federation.v1.UserDevices\"4\n\x07\x44\x65liver\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x18\n\x10\x65xpect_recipient\x18\x02 \x01(\x08\"8\n\x05\x41\x63ked\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x03 \x03(\x04\"\x16\n\x06WhoHas\x12\x0c\n\x04user\x18\x01 \x01(\t\"4\n\x04Kick\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\x05\"\xba\x02\n\nFedRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x1c.timnode.federation.v1.HelloH\x00\x12\x31\n\x07\x64\x65liver\x18\x02 \x01(\x0b\x32\x1e.timnode.federation.v1.DeliverH\x00\x12-\n\x05\x61\x63ked\x18\x03 \x01(\x0b\x32\x1c.timnode.federation.v1.AckedH\x00\x12\x36\n\x08presence\x18\x04 \x01(\x0b\x32\".timnode.federation.v1.UserDevicesH\x00\x12\x30\n\x07who_has\x18\x05 \x01(\x0b\x32\x1d.timnode.federation.v1.WhoHasH\x00\x12+\n\x04kick\x18\x06 \x01(\x0b\x32\x1b.timnode.federation.v1.KickH\x00\x42\x04\n\x02op\"\xb7\x02\n\x08\x46\x65\x64Reply\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.timnode.federation.v1.FedReply.Status\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x19\n\x11recipient_devices\x18\x03 \x01(\r\x12\x16\n\x0esender_devices\x18\x04 \x01(\r\x12+\n\x05hello\x18\x05 \x01(\x0b\x32\x1c.timnode.federation.v1.Hello\x12\x33\n\x07\x64\x65vices\x18\x06 \x01(\x0b\x32\".timnode.federation.v1.UserDevices\x12\x0e\n\x06kicked\x18\x07 \x01(\x08\"?\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04GONE\x10\x01\x12\x12\n\x0eSTORE_MISMATCH\x10\x02\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x66\x65\x64\x65ration.proto\x12\x15timnode.federation.v1\"1\n\nDeviceInfo\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x13\n\x0blogin_at_ms\x18\x02 \x01(\x03\"\xe9\x01\n\x0bUserDevices\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x32\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32!.timnode.federation.v1.DeviceInfo\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\x12>\n\x06\x66ields\x18\x06 \x03(\x0b\x32..timnode.federation.v1.UserDevices.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"f\n\x05Hello\x12\x19\n\x11store_fingerprint\x18\x01 \x01(\t\x12\x0f\n\x07\x64urable\x18\x02 \x01(\x08\x12\x31\n\x05users\x18\x03 \x03(\x0b\x32\".timnode.federation.v1.UserDevices\"4\n\x07\x44\x65liver\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x18\n\x10\x65xpect_recipient\x18\x02 \x01(\x08\"8\n\x05\x41\x63ked\x12\n\n\x02\x62y\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x03 \x03(\x04\"\x16\n\x06WhoHas\x12\x0c\n\x04user\x18\x01 \x01(\t\"4\n\x04Kick\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\x05\"&\n\x06Target\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"v\n\x04Push\x12\r\n\x05\x66rame\x18\x01 \x01(\x0c\x12.\n\x07targets\x18\x02 \x03(\x0b\x32\x1d.timnode.federation.v1.Target\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06stream\x18\x04 \x01(\x08\x12\x11\n\tall_users\x18\x05 \x01(\x08\"\x1b\n\nInvalidate\x12\r\n\x05users\x18\x01 \x03(\t\"6\n\x07\x46orward\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\r\n\x05\x66rame\x18\x03 \x01(\x0c\"+\n\x0bSessionGone\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x8f\x04\n\nFedRequest\x12-\n\x05hello\x18\x01 \x01(\x0b\x32\x1c.timnode.federation.v1.HelloH\x00\x12\x31\n\x07\x64\x65liver\x18\x02 \x01(\x0b\x32\x1e.timnode.federation.v1.DeliverH\x00\x12-\n\x05\x61\x63ked\x18\x03 \x01(\x0b\x32\x1c.timnode.federation.v1.AckedH\x00\x12\x36\n\x08presence\x18\x04 \x01(\x0b\x32\".timnode.federation.v1.UserDevicesH\x00\x12\x30\n\x07who_has\x18\x05 \x01(\x0b\x32\x1d.timnode.federation.v1.WhoHasH\x00\x12+\n\x04kick\x18\x06 \x01(\x0b\x32\x1b.timnode.federation.v1.KickH\x00\x12+\n\x04push\x18\x07 \x01(\x0b\x32\x1b.timnode.federation.v1.PushH\x00\x12\x37\n\ninvalidate\x18\x08 \x01(\x0b\x32!.timnode.federation.v1.InvalidateH\x00\x12\x31\n\x07\x66orward\x18\t \x01(\x0b\x32\x1e.timnode.federation.v1.ForwardH\x00\x12:\n\x0csession_gone\x18\n \x01(\x0b\x32\".timnode.federation.v1.SessionGoneH\x00\x42\x04\n\x02op\"\xd6\x02\n\x08\x46\x65\x64Reply\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.timnode.federation.v1.FedReply.Status\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x19\n\x11recipient_devices\x18\x03 \x01(\r\x12\x16\n\x0esender_devices\x18\x04 \x01(\r\x12+\n\x05hello\x18\x05 \x01(\x0b\x32\x1c.timnode.federation.v1.Hello\x12\x33\n\x07\x64\x65vices\x18\x06 \x01(\x0b\x32\".timnode.federation.v1.UserDevices\x12\x0e\n\x06kicked\x18\x07 \x01(\x08\x12\r\n\x05\x66rame\x18\x08 \x01(\x0c\x12\x0e\n\x06pushed\x18\t \x01(\r\"?\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04GONE\x10\x01\x12\x12\n\x0eSTORE_MISMATCH\x10\x02\x12\x0f\n\x0b\x42\x41\x44_REQUEST\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'federation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_USERDEVICES_FIELDSENTRY']._loaded_options = None
+  _globals['_USERDEVICES_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_DEVICEINFO']._serialized_start=43
   _globals['_DEVICEINFO']._serialized_end=92
-  _globals['_USERDEVICES']._serialized_start=94
-  _globals['_USERDEVICES']._serialized_end=216
-  _globals['_HELLO']._serialized_start=218
-  _globals['_HELLO']._serialized_end=320
-  _globals['_DELIVER']._serialized_start=322
-  _globals['_DELIVER']._serialized_end=374
-  _globals['_ACKED']._serialized_start=376
-  _globals['_ACKED']._serialized_end=432
-  _globals['_WHOHAS']._serialized_start=434
-  _globals['_WHOHAS']._serialized_end=456
-  _globals['_KICK']._serialized_start=458
-  _globals['_KICK']._serialized_end=510
-  _globals['_FEDREQUEST']._serialized_start=513
-  _globals['_FEDREQUEST']._serialized_end=827
-  _globals['_FEDREPLY']._serialized_start=830
-  _globals['_FEDREPLY']._serialized_end=1141
-  _globals['_FEDREPLY_STATUS']._serialized_start=1078
-  _globals['_FEDREPLY_STATUS']._serialized_end=1141
+  _globals['_USERDEVICES']._serialized_start=95
+  _globals['_USERDEVICES']._serialized_end=328
+  _globals['_USERDEVICES_FIELDSENTRY']._serialized_start=283
+  _globals['_USERDEVICES_FIELDSENTRY']._serialized_end=328
+  _globals['_HELLO']._serialized_start=330
+  _globals['_HELLO']._serialized_end=432
+  _globals['_DELIVER']._serialized_start=434
+  _globals['_DELIVER']._serialized_end=486
+  _globals['_ACKED']._serialized_start=488
+  _globals['_ACKED']._serialized_end=544
+  _globals['_WHOHAS']._serialized_start=546
+  _globals['_WHOHAS']._serialized_end=568
+  _globals['_KICK']._serialized_start=570
+  _globals['_KICK']._serialized_end=622
+  _globals['_TARGET']._serialized_start=624
+  _globals['_TARGET']._serialized_end=662
+  _globals['_PUSH']._serialized_start=664
+  _globals['_PUSH']._serialized_end=782
+  _globals['_INVALIDATE']._serialized_start=784
+  _globals['_INVALIDATE']._serialized_end=811
+  _globals['_FORWARD']._serialized_start=813
+  _globals['_FORWARD']._serialized_end=867
+  _globals['_SESSIONGONE']._serialized_start=869
+  _globals['_SESSIONGONE']._serialized_end=912
+  _globals['_FEDREQUEST']._serialized_start=915
+  _globals['_FEDREQUEST']._serialized_end=1442
+  _globals['_FEDREPLY']._serialized_start=1445
+  _globals['_FEDREPLY']._serialized_end=1787
+  _globals['_FEDREPLY_STATUS']._serialized_start=1724
+  _globals['_FEDREPLY_STATUS']._serialized_end=1787
 # @@protoc_insertion_point(module_scope)

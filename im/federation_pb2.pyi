@@ -16,18 +16,27 @@ class DeviceInfo(_message.Message):
     def __init__(self, device: _Optional[str] = ..., login_at_ms: _Optional[int] = ...) -> None: ...
 
 class UserDevices(_message.Message):
-    __slots__ = ("user", "devices", "seq", "status", "text")
+    __slots__ = ("user", "devices", "seq", "status", "text", "fields")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     USER_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     user: str
     devices: _containers.RepeatedCompositeFieldContainer[DeviceInfo]
     seq: int
     status: int
     text: str
-    def __init__(self, user: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[DeviceInfo, _Mapping]]] = ..., seq: _Optional[int] = ..., status: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+    fields: _containers.ScalarMap[str, str]
+    def __init__(self, user: _Optional[str] = ..., devices: _Optional[_Iterable[_Union[DeviceInfo, _Mapping]]] = ..., seq: _Optional[int] = ..., status: _Optional[int] = ..., text: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("store_fingerprint", "durable", "users")
@@ -73,24 +82,78 @@ class Kick(_message.Message):
     reason: int
     def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., reason: _Optional[int] = ...) -> None: ...
 
+class Target(_message.Message):
+    __slots__ = ("user", "device")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    device: str
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+
+class Push(_message.Message):
+    __slots__ = ("frame", "targets", "kind", "stream", "all_users")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    ALL_USERS_FIELD_NUMBER: _ClassVar[int]
+    frame: bytes
+    targets: _containers.RepeatedCompositeFieldContainer[Target]
+    kind: str
+    stream: bool
+    all_users: bool
+    def __init__(self, frame: _Optional[bytes] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., kind: _Optional[str] = ..., stream: _Optional[bool] = ..., all_users: _Optional[bool] = ...) -> None: ...
+
+class Invalidate(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, users: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Forward(_message.Message):
+    __slots__ = ("user", "device", "frame")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    device: str
+    frame: bytes
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., frame: _Optional[bytes] = ...) -> None: ...
+
+class SessionGone(_message.Message):
+    __slots__ = ("user", "device")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    device: str
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+
 class FedRequest(_message.Message):
-    __slots__ = ("hello", "deliver", "acked", "presence", "who_has", "kick")
+    __slots__ = ("hello", "deliver", "acked", "presence", "who_has", "kick", "push", "invalidate", "forward", "session_gone")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     DELIVER_FIELD_NUMBER: _ClassVar[int]
     ACKED_FIELD_NUMBER: _ClassVar[int]
     PRESENCE_FIELD_NUMBER: _ClassVar[int]
     WHO_HAS_FIELD_NUMBER: _ClassVar[int]
     KICK_FIELD_NUMBER: _ClassVar[int]
+    PUSH_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATE_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_GONE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     deliver: Deliver
     acked: Acked
     presence: UserDevices
     who_has: WhoHas
     kick: Kick
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., deliver: _Optional[_Union[Deliver, _Mapping]] = ..., acked: _Optional[_Union[Acked, _Mapping]] = ..., presence: _Optional[_Union[UserDevices, _Mapping]] = ..., who_has: _Optional[_Union[WhoHas, _Mapping]] = ..., kick: _Optional[_Union[Kick, _Mapping]] = ...) -> None: ...
+    push: Push
+    invalidate: Invalidate
+    forward: Forward
+    session_gone: SessionGone
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., deliver: _Optional[_Union[Deliver, _Mapping]] = ..., acked: _Optional[_Union[Acked, _Mapping]] = ..., presence: _Optional[_Union[UserDevices, _Mapping]] = ..., who_has: _Optional[_Union[WhoHas, _Mapping]] = ..., kick: _Optional[_Union[Kick, _Mapping]] = ..., push: _Optional[_Union[Push, _Mapping]] = ..., invalidate: _Optional[_Union[Invalidate, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., session_gone: _Optional[_Union[SessionGone, _Mapping]] = ...) -> None: ...
 
 class FedReply(_message.Message):
-    __slots__ = ("status", "error", "recipient_devices", "sender_devices", "hello", "devices", "kicked")
+    __slots__ = ("status", "error", "recipient_devices", "sender_devices", "hello", "devices", "kicked", "frame", "pushed")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OK: _ClassVar[FedReply.Status]
@@ -108,6 +171,8 @@ class FedReply(_message.Message):
     HELLO_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     KICKED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    PUSHED_FIELD_NUMBER: _ClassVar[int]
     status: FedReply.Status
     error: str
     recipient_devices: int
@@ -115,4 +180,6 @@ class FedReply(_message.Message):
     hello: Hello
     devices: UserDevices
     kicked: bool
-    def __init__(self, status: _Optional[_Union[FedReply.Status, str]] = ..., error: _Optional[str] = ..., recipient_devices: _Optional[int] = ..., sender_devices: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., devices: _Optional[_Union[UserDevices, _Mapping]] = ..., kicked: _Optional[bool] = ...) -> None: ...
+    frame: bytes
+    pushed: int
+    def __init__(self, status: _Optional[_Union[FedReply.Status, str]] = ..., error: _Optional[str] = ..., recipient_devices: _Optional[int] = ..., sender_devices: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., devices: _Optional[_Union[UserDevices, _Mapping]] = ..., kicked: _Optional[bool] = ..., frame: _Optional[bytes] = ..., pushed: _Optional[int] = ...) -> None: ...

@@ -23,13 +23,19 @@ notice that removed them, so an offline member learns why they are gone. A priva
 inside a group (``GroupSend.to``) is stored in the log like any other but returned and
 pushed only to its sender and target. Unread = last visible seq - max(read_seq, join_seq).
 
-Cross-node story (choice: a *sequence owner* per group). Today every group lives on the
-node that serves its members. When routing lands, each group gets one sequence owner, the
-node whose PeerId is closest (XOR) to sha256(group id) among live nodes, as the DHT already
-computes; other nodes forward ``group_send`` and membership changes to it and it assigns
-seq as here. Fan-out goes through :meth:`GroupRouter.route_to_members`: the local router
-pushes to this node's sessions; the routing layer replaces it with one that sends ONE copy
-of the encoded push per destination node, where the node delivers to its local members.
+Cross-node story (choice: a *sequence owner* per group). Each group has one sequence owner,
+the node whose PeerId is closest (XOR of the Kademlia keys) to sha256(group id) among this
+node and the linked nodes on the same store (im/federation.py). Other nodes forward every
+operation naming a group (``group_send``, membership changes, info, sync, read) to the owner
+as a FORWARD, which runs it here as for a local session and assigns seq; only the owner
+caches a group (:attr:`Groups.owned`), so there is one counter and one watermark. A group is
+created where it is asked for (its id is only known then) and is not kept in the cache of a
+node that does not own it; ``my_groups`` reads groups owned elsewhere fresh from the store.
+When the set of linked nodes changes (:meth:`Groups.ownership_changed`) cached groups are
+reloaded from the store before their next use, since ownership may have moved.
+Fan-out goes through :meth:`GroupRouter.route_to_members`: the local router pushes to this
+node's sessions; the federation's router adds ONE copy of the push per other node holding
+members' devices, and that node delivers to its local members.
 Id-based ordering was rejected: per-group dense-ish seq makes unread counts a subtraction.
 """
 
@@ -178,12 +184,22 @@ class Groups:
         self._loading: dict[str, asyncio.Future[GroupState | None]] = {}
         self._sent: OrderedDict[tuple[str, str, str], pb.Sent] = OrderedDict()
         self.stats = {"messages": 0, "notices": 0, "pushed": 0, "write_failures": 0}
+        #: False for groups whose sequence owner is another node: never cached here (im/federation.py)
+        self.owned: Callable[[str], bool] = lambda group: True
+
+    def ownership_changed(self) -> None:
+        """The set of nodes changed: reload cached groups (once idle) before their next use."""
+        for state in self._cache.values():
+            state.stale = True
 
     # ------------------------------------------------------------------ loading
 
     async def _load(self, group: str) -> GroupState | None:
         if not GROUP_ID.fullmatch(group):
             raise ImError(pb.BAD_REQUEST, "invalid group id")
+        if not self.owned(group):
+            self._cache.pop(group, None)
+            return await self._read(group)  # a fresh copy, for reading only (my_groups)
         state = self._cache.get(group)
         if state is not None and not (state.stale and state.pending == 0):
             self._cache.move_to_end(group)
@@ -356,6 +372,8 @@ class Groups:
         ops += self._membership_ops(group, *members.values())
         ops += [Put(self._keys.user_group(u, group), rec.UserGroup(group=group).SerializeToString()) for u in members]
         await self._commit(state, ops, notice)
+        if not self.owned(group):
+            self._cache.pop(group, None)  # its sequence owner loads it from the store
         self.stats["notices"] += 1
         log.info("= group created group=%s owner=%s members=%d", group, session.user, len(members))
         return self._info(state, session.user)

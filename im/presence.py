@@ -17,6 +17,10 @@ last device leaves can be turned off (``offline_notice``), as tim's
 
 Typing notices (:meth:`PresenceBook.typing`) are pushed to the recipient's online
 devices only, never stored, and expire on the client after ``TypingNotice.ttl_ms``.
+
+Across nodes (im/federation.py): :attr:`PresenceBook.remote` carries typing notices to the
+recipient's devices on other nodes, and :attr:`PresenceBook.changed` hooks are told after a
+``SetPresence`` so the new status, text and fields reach every node's watchers.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from im import client_pb2 as pb
 from im import records_pb2 as rec
 from im.accounts import validate_user
 from im.errors import ImError
+from im.events import RemotePush
 from im.keys import KeySchema
 from im.roster import Roster
 from im.sessions import Push, Session, SessionRegistry
@@ -63,6 +68,9 @@ class PresenceBook:
         self._now_ms = now_ms
         self.offline_notice = offline_notice
         self._settings: dict[str, rec.PresenceSetting] = {}
+        self.remote: RemotePush | None = None  # typing notices to other nodes (im/federation.py)
+        #: called with the user after a SetPresence (im/federation.py replicates it)
+        self.changed: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------------ state
 
@@ -129,6 +137,8 @@ class PresenceBook:
         await self._store.write([Put(self._keys.presence_setting(user), setting.SerializeToString())])
         self._settings[user] = setting
         await self._broadcast(user, include_own=session)
+        for hook in self.changed:
+            hook(user)
         return self.own(user)
 
     async def _broadcast(self, user: str, include_own: Session | None = None) -> None:
@@ -180,6 +190,8 @@ class PresenceBook:
             if target is not session:
                 target.sink.push(push)
                 count += 1
+        if self.remote is not None:
+            self.remote((to,), push.frame, "typing")
         return count
 
 

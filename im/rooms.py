@@ -12,9 +12,12 @@ owner keeps it and its publisher list), then expires: :meth:`Rooms.expire_due` i
 Floods: every (room, session) has a token bucket (``rate``/``burst`` for messages,
 ``stream_rate``/``stream_burst`` for stream frames); over it, RATE_LIMITED with retry_after.
 
-Cross-node: members on other nodes join through their own node; :meth:`Rooms.route_to_room`
-is the seam the routing layer extends (one copy per node that has members, as for groups:
-``im/groups.py``). Today every member is local.
+Cross-node: a room lives on its *home* node (im/federation.py: the node closest to
+sha256("room/" + name)); members on other nodes join through their own node, which forwards
+their room operations there. On the home node such a member is a proxy session whose sink
+has a ``batch`` (a :class:`RemoteBatch`): :meth:`Rooms.route_to_room` and the join/leave
+notices push to local sessions directly and hand each batch its sessions at once, so every
+other node gets ONE copy and delivers it to its local members.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from im.ids import MessageIdGenerator
 from im.limits import TokenBucket
 from im.sessions import Push, Session
 
-__all__ = ["Room", "RoomOptions", "Rooms", "ROOM_NAME"]
+__all__ = ["RemoteBatch", "Room", "RoomOptions", "Rooms", "ROOM_NAME"]
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _FIRST_APP_TYPE = 32
@@ -71,6 +74,12 @@ class Room:
         if self.publish == pb.PUBLISH_LISTED:
             return user == self.owner or user in self.publishers
         return user in self.users
+
+
+class RemoteBatch(Protocol):
+    """The sessions of one other node (im/federation.py): one copy for all of them."""
+
+    def push_sessions(self, sessions: list[Session], push: Push, stream: bool) -> None: ...
 
 
 class _Conn(Protocol):
@@ -276,18 +285,8 @@ class Rooms:
         return pb.Sent(message_id=message.id, timestamp=now, delivered_devices=delivered)
 
     def route_to_room(self, room: Room, push: Push, *, exclude: Session | None = None, stream: bool = False) -> int:
-        """Deliver to every member session but ``exclude``. The cross-node seam (see module doc)."""
-        devices = 0
-        for target in room.sessions:
-            if target is exclude:
-                continue
-            sink = target.sink
-            push_stream = getattr(sink, "push_stream", None) if stream else None
-            if push_stream is not None:
-                push_stream(push)
-            else:
-                sink.push(push)
-            devices += 1
+        """Deliver to every member session but ``exclude``: one copy per other node (module doc)."""
+        devices = _deliver((s for s in room.sessions if s is not exclude), push, stream)
         self.stats["pushed"] += devices
         return devices
 
@@ -304,9 +303,7 @@ class Rooms:
             notice.ext["left"] = "1"
         setattr(notice, "from", session.user)
         others = [s for s in room.sessions if s.user != session.user]
-        push = Push(pb.ServerFrame(room_message=notice))
-        for target in others:
-            target.sink.push(push)
+        _deliver(others, Push(pb.ServerFrame(room_message=notice)), False)
 
     # ------------------------------------------------------------------ handlers
 
@@ -344,3 +341,24 @@ class Rooms:
     async def _h_publishers(self, conn: _Conn, frame: pb.ClientFrame) -> pb.ServerFrame:
         assert conn.session is not None
         return pb.ServerFrame(room=self.set_publishers(conn.session, frame.room_publishers))
+
+
+def _deliver(targets: Iterable[Session], push: Push, stream: bool) -> int:
+    """Push to local sessions; hand the sessions of each other node to its batch at once."""
+    devices = 0
+    batches: dict[RemoteBatch, list[Session]] = {}
+    for target in targets:
+        devices += 1
+        sink = target.sink
+        batch: RemoteBatch | None = getattr(sink, "batch", None)
+        if batch is not None:
+            batches.setdefault(batch, []).append(target)
+            continue
+        push_stream = getattr(sink, "push_stream", None) if stream else None
+        if push_stream is not None:
+            push_stream(push)
+        else:
+            sink.push(push)
+    for batch, sessions in batches.items():
+        batch.push_sessions(sessions, push, stream)
+    return devices

@@ -13,6 +13,11 @@ costs two dict lookups and no store read.
 
 Changes are told to the other user's devices and the actor's other devices as engine
 events (types 7-10, im/events.py). A block is not told to the blocked user.
+
+Across nodes: every change calls :attr:`Roster.on_change` with the users whose relations
+changed; im/federation.py tells every linked node (INVALIDATE), which drops those users from
+its cache (:meth:`Roster.forget`), so blocks and friendships apply network-wide at once
+rather than after ``cache_ttl_ms``.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class Roster:
         self.stranger_policy = stranger_policy
         self._ttl = cache_ttl_ms
         self._cache: OrderedDict[str, _Relations] = OrderedDict()
+        #: called with the users whose relations changed here (im/federation.py)
+        self.on_change: Callable[[list[str]], None] | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -83,6 +90,11 @@ class Roster:
         if len(self._cache) > _CACHE_USERS:
             self._cache.popitem(last=False)
         return by_peer
+
+    def forget(self, users: list[str]) -> None:
+        """Drop cached relations (another node changed them in the shared store)."""
+        for user in users:
+            self._cache.pop(user, None)
 
     async def relation(self, user: str, peer: str) -> rec.Relation:
         """A copy of ``user``'s relation to ``peer`` (empty when there is none), safe to change."""
@@ -213,12 +225,18 @@ class Roster:
         await self._events.record(event, self._ops(session.user, user, mine, theirs), origin=session)
         self._remember(session.user, mine)
         self._remember(user, theirs)
+        self._changed(session.user, user)
 
     async def _write(self, me: str, user: str, mine: rec.Relation, theirs: rec.Relation | None) -> None:
         await self._store.write(self._ops(me, user, mine, theirs))
         self._remember(me, mine)
         if theirs is not None:
             self._remember(user, theirs)
+        self._changed(me, user)
+
+    def _changed(self, *users: str) -> None:
+        if self.on_change is not None:
+            self.on_change(list(users))
 
     def _ops(self, me: str, user: str, mine: rec.Relation, theirs: rec.Relation | None) -> list[Op]:
         ops = [self._op(me, mine)]

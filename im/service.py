@@ -121,6 +121,17 @@ class ImService:
         self.session_guards: list[SessionGuard] = []
         self.network: NetworkPresence | None = None  # other nodes (im/federation.py)
 
+    def handler(self, op: str) -> Handler:
+        """The handler of one ``ClientFrame`` op (KeyError if none)."""
+        return self._handlers[op]
+
+    def replace_handler(self, op: str, handler: Handler) -> Handler:
+        """Route ``op`` through ``handler`` (im/federation.py forwards group and room operations);
+        returns the handler it replaces."""
+        previous = self._handlers[op]
+        self._handlers[op] = handler
+        return previous
+
     async def handle(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         op = frame.WhichOneof("op")
         handler = self._handlers.get(op or "")

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from im import client_pb2 as pb
 from im.admin import AdminApi, AdminSources
 from im.admin_ops import AdminOps
 from im.keys import KeySchema
@@ -44,6 +45,11 @@ def build_admin(node: Node, keyring: Keyring) -> AdminApi:
         now_ms=lambda: time.time_ns() // 1_000_000,
     )
     service.session_guards.append(ops.guard_session)
+
+    async def remote_broadcast(template: pb.Message) -> int:  # to=all: users online on other nodes
+        return await node.federation.routing.broadcast(template) if node.federation is not None else 0
+
+    ops.remote_broadcasts.append(remote_broadcast)
     sources = AdminSources(
         status=lambda: admin_status(node),
         peers=lambda: peers_doc(node),

@@ -2,7 +2,9 @@
 
 Starts local nodes (127.0.0.1, ephemeral port, --no-mdns, throwaway data directories),
 talks to them with raw JSON text frames on the ``timnode.v1.json`` subprotocol (not the
-SDK) and writes every frame to ``docs/examples/transcript.json``:
+SDK) and writes every frame to ``docs/examples/transcript.json``. Node D covers the
+message and user features (§4), groups (§15), rooms (§16), stream data (§17) and chunked
+payloads (§18); its ops are named like the doc's operations (``recall``, ``groupSend:private``):
 
     [{"op": ..., "conn": ..., "direction": "client->node" | "node->client", "frame": ...}, ...]
 
@@ -10,7 +12,8 @@ SDK) and writes every frame to ``docs/examples/transcript.json``:
 Connection closes are recorded as ``{"direction": "node->client", "close": {...}}`` and
 HTTP-level answers as ``{"direction": "node->client", "http": {...}}``.
 
-Run from the repository root:  python3 docs/examples/capture.py
+Run from the repository root:  python3 docs/examples/capture.py [NODE...]
+(each entry also names its ``node``; with NODEs only those are captured again).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -37,10 +41,11 @@ PUSH_WAIT = 3.0
 
 transcript: list[dict[str, Any]] = []
 current_op = ""
+current_node = ""
 
 
 def record(conn: str, direction: str, **entry: Any) -> None:
-    transcript.append({"op": current_op, "conn": conn, "direction": direction, **entry})
+    transcript.append({"node": current_node, "op": current_op, "conn": conn, "direction": direction, **entry})
 
 
 class Node:
@@ -286,7 +291,8 @@ async def main_node(url: str) -> None:
     phone2 = await Conn.open("alice@phone (new connection)", url)
     ok(await phone2.request("resume", {"token": alice_session["session"]["token"], "device": "phone"}), "session")
     await phone.wait_closed()  # REPLACED: Kicked push, then close 4001
-    await bob.push("presence")  # alice "online" again (see docs/protocol.md, Presence)
+    with contextlib.suppress(TimeoutError):  # alice "online" again: may be pushed (docs/protocol.md, Presence)
+        await bob.push("presence")
 
     op("presence:offline")
     await phone2.close()
@@ -347,27 +353,234 @@ async def no_store_node(url: str) -> None:
     await erin.close()
 
 
-async def amain(tmp: pathlib.Path) -> None:
-    nodes = [
-        Node(tmp, "a"),
-        Node(tmp, "b", "--max-devices", "1", "--rate-limit", "2", "--rate-burst", "3", "--auth-timeout", "1"),
-        Node(tmp, "c", "--no-store", "--max-devices", "1", "--device-policy", "refuse"),
-    ]
-    try:
-        await main_node(nodes[0].url)
-        await limits_node(nodes[1].url)
-        await no_store_node(nodes[2].url)
-    finally:
-        for node in nodes:
+async def _session(url: str, user: str, password: str, device: str) -> Conn:
+    conn = await Conn.open(f"{user}@{device}", url)
+    ok(await conn.request("register", {"user": user, "password": password, "device": device}), "session")
+    return conn
+
+
+def _id(frame: dict[str, Any], body: str = "sent") -> str:
+    return str(frame[body]["messageId"])
+
+
+async def features_node(url: str) -> tuple[Conn, Conn, Conn]:
+    """Node D, message and user features (docs/protocol.md §4): --recall-window 3."""
+    op("features:register")
+    alice = await _session(url, "alice", "wonderland-2025", "phone")
+    bob = await _session(url, "bob", "correct horse battery", "laptop")
+    carol = await _session(url, "carol", "password-1", "tablet")
+
+    op("edit")
+    first = ok(await alice.request("send", {"to": "bob", "text": "See you at 8", "clientMsgId": "c-101"}), "sent")
+    await bob.push("message")
+    ok(await alice.request("edit", {"messageId": _id(first), "text": "See you at 9"}), "sent")
+    await bob.push("message")
+    op("edit:history")
+    ok(await bob.request("history", {"peer": "alice", "limit": 1}), "page")
+
+    op("recall")
+    ok(await alice.request("recall", {"messageId": _id(first)}), "sent")
+    await bob.push("message")
+
+    op("burn")
+    secret = ok(
+        await alice.request(
+            "send", {"to": "bob", "text": "door code 4711", "clientMsgId": "c-102", "burn": True, "burnSeconds": 10}
+        ),
+        "sent",
+    )
+    await bob.push("message")
+    ok(await bob.request("burn", {"messageId": _id(secret)}), "sent")
+    await alice.push("message")
+
+    op("read")
+    seen = ok(await alice.request("send", {"to": "bob", "text": "Lunch?", "clientMsgId": "c-103"}), "sent")
+    await bob.push("message")
+    ok(await bob.request("read", {"conversation": "alice", "upTo": _id(seen)}), "sent")
+    await alice.push("message")
+    op("read:unread")
+    last = ok(await alice.request("send", {"to": "bob", "text": "12:30?", "clientMsgId": "c-104"}), "sent")
+    await bob.push("message")
+    ok(await bob.request("sync", {"after": _id(last), "unread": True}), "page")
+
+    op("typing")
+    ok(await alice.request("typing", {"to": "bob", "active": True}), "ok")
+    await bob.push("typing")
+
+    op("friend")
+    request = {"user": "bob", "action": "FRIEND_REQUEST", "text": "Hi Bob, it's Alice from the climbing club"}
+    ok(await alice.request("friend", request), "ok")
+    await bob.push("message")
+    op("friend:accept")
+    ok(await bob.request("friend", {"user": "alice", "action": "FRIEND_ACCEPT"}), "ok")
+    await alice.push("message")
+
+    op("roster")
+    ok(await alice.request("roster"), "roster")
+
+    op("setPresence")
+    presence = {"status": "AWAY", "text": "climbing", "fields": {"until": "18:00"}}
+    ok(await alice.request("setPresence", presence), "presences")
+    await bob.push("presence")
+
+    op("block")
+    ok(await bob.request("block", {"user": "carol"}), "ok")
+    op("block:send")
+    ok(await carol.request("send", {"to": "bob", "text": "hello?"}), "error")
+    op("unblock")
+    ok(await bob.request("unblock", {"user": "carol"}), "ok")
+
+    op("setProfile")
+    profile = {"nickname": "Alice L.", "avatarUrl": "https://example.org/alice.png", "fields": {"city": "Lyon"}}
+    ok(await alice.request("setProfile", {"profile": profile}), "profile")
+    op("getProfile")
+    ok(await bob.request("getProfile", {"user": "alice"}), "profile")
+
+    op("changePassword")
+    change = {"oldPassword": "password-1", "newPassword": "a-much-longer-password"}
+    ok(await carol.request("changePassword", change), "ok")
+
+    op("recall:expired")
+    late = ok(await alice.request("send", {"to": "bob", "text": "typo", "clientMsgId": "c-105"}), "sent")
+    await bob.push("message")
+    await asyncio.sleep(4)  # past --recall-window 3
+    ok(await alice.request("recall", {"messageId": _id(late)}), "error")
+    return alice, bob, carol
+
+
+async def spaces_node(url: str) -> None:
+    """Node D, continued: groups (§15), rooms (§16), stream data (§17), chunks (§18)."""
+    alice, bob, carol = await features_node(url)
+
+    op("groupCreate")
+    create = {"name": "Team", "topic": "launch", "joinPolicy": "JOIN_APPROVAL", "members": ["bob"]}
+    group = ok(await alice.request("groupCreate", create), "group")["group"]["group"]
+    await bob.push("groupMessage")
+    op("groupInfo")
+    ok(await alice.request("groupInfo", {"group": group}), "group")
+    op("groupModify")
+    ok(await alice.request("groupModify", {"group": group, "topic": "launch day", "muted": False}), "group")
+    await bob.push("groupMessage")
+
+    op("groupMember:apply")
+    ok(await carol.request("groupMember", {"group": group, "action": "GROUP_APPLY", "text": "hi, I'm carol"}), "ok")
+    await alice.push("groupMessage")
+    op("groupMembers:applications")
+    ok(await alice.request("groupMembers", {"group": group, "applications": True}), "groupMembers")
+    op("groupMember:approve")
+    ok(await alice.request("groupMember", {"group": group, "action": "GROUP_APPROVE", "user": "carol"}), "ok")
+    await bob.push("groupMessage")
+    op("groupMembers")
+    ok(await alice.request("groupMembers", {"group": group, "limit": 2}), "groupMembers")
+    op("groupMember:mute")
+    mute = {"group": group, "action": "GROUP_MUTE", "user": "carol", "seconds": 600}
+    ok(await alice.request("groupMember", mute), "ok")
+    await bob.push("groupMessage")
+    op("groupMember:muted-send")
+    ok(await carol.request("groupSend", {"group": group, "text": "hello?"}), "error")
+
+    op("groupSend")
+    ok(await bob.request("groupSend", {"group": group, "text": "hello team", "clientMsgId": "c-1"}), "sent")
+    await alice.push("groupMessage")
+    op("groupSend:private")
+    ok(await bob.request("groupSend", {"group": group, "to": "alice", "text": "just for you"}), "sent")
+    await alice.push("groupMessage")
+
+    op("groupSync")
+    ok(await carol.request("groupSync", {"group": group, "limit": 50}), "groupPage")
+    op("groupRead")
+    ok(await carol.request("groupRead", {"group": group, "seq": "3"}), "ok")
+    op("myGroups")
+    ok(await carol.request("myGroups"), "groups")
+
+    op("groupMember:kick")
+    ok(await alice.request("groupMember", {"group": group, "action": "GROUP_KICK", "user": "carol"}), "ok")
+    await bob.push("groupMessage")
+    op("groupMember:kicked-send")
+    ok(await carol.request("groupSend", {"group": group, "text": "x"}), "error")
+
+    op("groupDissolve")
+    ok(await alice.request("groupDissolve", {"group": group}), "ok")
+    await bob.push("groupMessage")
+    op("groupDissolve:send")
+    ok(await bob.request("groupSend", {"group": group, "text": "x"}), "error")
+
+    op("roomCreate")
+    room = {"room": "launch-live", "publish": "PUBLISH_LISTED", "publishers": ["bob"]}
+    ok(await alice.request("roomCreate", room), "room")
+    op("roomJoin")
+    ok(await bob.request("roomJoin", {"room": "launch-live"}), "room")
+    await alice.push("roomMessage")
+    op("roomSend")
+    ok(await alice.request("roomSend", {"room": "launch-live", "text": "we are live"}), "sent")
+    await bob.push("roomMessage")
+    op("roomMembers")
+    ok(await alice.request("roomMembers", {"room": "launch-live"}), "room")
+    op("roomPublishers")
+    ok(await alice.request("roomPublishers", {"room": "launch-live", "add": ["carol"], "remove": ["bob"]}), "room")
+
+    op("streamSend")
+    frame = {"room": "launch-live", "seq": "1", "data": "AAABsw==", "channel": 2}
+    ok(await alice.request("streamSend", frame), "sent")
+    await bob.push("stream")
+    op("streamSend:forbidden")
+    ok(await bob.request("streamSend", {"room": "launch-live", "seq": "1", "data": "eA=="}), "error")
+    op("roomLeave")
+    ok(await bob.request("roomLeave", {"room": "launch-live"}), "ok")
+    await alice.push("roomMessage")
+
+    op("chunks")
+    start = {"upload": "up-1", "size": "11", "text": True, "send": {"to": "bob", "clientMsgId": "c-big"}}
+    ok(await alice.request("chunkStart", start), "chunkAccepted")
+    ok(await alice.request("chunk", {"upload": "up-1", "data": "aGVsbG8g"}), "chunkAccepted")
+    ok(await alice.request("chunk", {"upload": "up-1", "offset": "6", "data": "d29ybGQ="}), "chunkAccepted")
+    ok(await alice.request("chunkEnd", {"upload": "up-1"}), "sent")
+    await bob.push("message")
+    op("chunks:too-large")
+    ok(await alice.request("chunkStart", {"upload": "up-2", "size": "10000000", "send": {"to": "bob"}}), "error")
+    op("chunks:unknown")
+    ok(await alice.request("chunk", {"upload": "up-9", "data": "eA=="}), "error")
+    for conn in (alice, bob, carol):
+        await conn.close()
+
+
+NODES: dict[str, tuple[tuple[str, ...], Callable[[str], Awaitable[None]]]] = {
+    "a": ((), main_node),
+    "b": (("--max-devices", "1", "--rate-limit", "2", "--rate-burst", "3", "--auth-timeout", "1"), limits_node),
+    "c": (("--no-store", "--max-devices", "1", "--device-policy", "refuse"), no_store_node),
+    "d": (("--recall-window", "3", "--max-payload-bytes", "100000"), spaces_node),
+}
+
+
+async def amain(tmp: pathlib.Path, names: list[str]) -> None:
+    global current_node
+    for name in names:
+        flags, scenario = NODES[name]
+        node = Node(tmp, name, *flags)
+        current_node = name
+        try:
+            await scenario(node.url)
+        finally:
             node.stop()
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    """``capture.py`` captures every node; ``capture.py d`` re-captures node D only and keeps
+    the other nodes' entries of the existing transcript (so examples copied from them stay)."""
+    names = argv or list(NODES)
+    unknown = set(names) - NODES.keys()
+    if unknown:
+        raise SystemExit(f"unknown node(s) {sorted(unknown)}: choose from {sorted(NODES)}")
     with tempfile.TemporaryDirectory(prefix="timnode-capture-") as tmp:
-        asyncio.run(amain(pathlib.Path(tmp)))
+        asyncio.run(amain(pathlib.Path(tmp), names))
+    if argv and OUT.exists():
+        kept = [e for e in json.loads(OUT.read_text()) if e.get("node") not in names]
+        order = list(NODES)
+        merged = sorted(kept + transcript, key=lambda e: order.index(e.get("node", "a")))  # stable
+        transcript[:] = merged
     OUT.write_text(json.dumps(transcript, indent=1, ensure_ascii=False) + "\n")
     sys.stdout.write(f"{len(transcript)} entries -> {OUT}\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
