@@ -15,9 +15,9 @@ No user can have an empty name and clients cannot send types 2-31, so ``from = "
 be forged. They have no conversation row: ``history`` never returns them.
 
 Scopes: a user; ``node`` (users with a session on this node now); ``all`` (every account
-in this node's store). Cross-node routing does not exist yet, so ``all`` does not reach
-accounts held by other stores: :attr:`AdminOps.remote_broadcasts` is the seam where the
-routing layer will forward the message to other nodes.
+in this node's store). For ``all``, :attr:`AdminOps.remote_broadcasts` pushes the message
+live to the sessions on other nodes (``timnode/admin_wiring.py`` -> im/fed_routing.py; with a
+shared store the copies stored here already cover their accounts).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class BroadcastResult:
     recipients: int  # users the message was addressed to (stored or pushed)
     stored: int  # inbox rows written (0 in no-store mode)
     pushed: int  # devices it was pushed to
-    remote: int = 0  # users reached through other nodes (always 0 until cross-node routing)
+    remote: int = 0  # devices pushed to on other nodes (to=all)
 
     def as_dict(self) -> dict[str, Any]:
         return {
