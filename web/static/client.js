@@ -252,6 +252,8 @@ export class Connection {
  *   sendfailed {clientMsgId, error}
  *   kicked     {reason, message}
  *   synced     {first}                  a sync after connect finished
+ *   groupmessage {message}              a group message or notice pushed (Message.group, .seq)
+ *   typing     {user, active, ttlMs}    a user is typing to us (ephemeral)
  *   authfailed {error}                  the stored token no longer works and no password is known
  */
 export class ChatClient extends EventTarget {
@@ -384,6 +386,61 @@ export class ChatClient extends EventTarget {
     this._saveOutbox();
     this._flushOutbox();
     return item;
+  }
+
+  /** Queue a group message (groupSend), retried like send(); `sent` carries the item. */
+  sendGroup(group, text, { type = 1, clientMsgId = newId() } = {}) {
+    const item = { group, to: "", text, type, clientMsgId, createdAt: Date.now() };
+    this.outbox.push(item);
+    this._saveOutbox();
+    this._flushOutbox();
+    return item;
+  }
+
+  /** Typing indicator to a user (ephemeral: dropped when offline). */
+  typing(to, active) {
+    if (this.state !== "online" || !this.conn) return Promise.resolve();
+    return this.conn.request("typing", { to, active: !!active }).catch(() => {});
+  }
+
+  /** Move our read marker of a 1:1 conversation to message id upTo. */
+  markRead(peer, upTo) {
+    return this.call("read", { conversation: peer, upTo: String(upTo) });
+  }
+
+  async myGroups() {
+    const frame = await this.call("myGroups", {});
+    return frame.groups?.groups || [];
+  }
+
+  async groupCreate(name, members = [], { joinPolicy = "JOIN_OPEN", topic = "" } = {}) {
+    const body = { name, members, joinPolicy };
+    if (topic) body.topic = topic;
+    return (await this.call("groupCreate", body)).group || {};
+  }
+
+  async groupMember(group, action, { user = "", text = "" } = {}) {
+    const body = { group, action };
+    if (user) body.user = user;
+    if (text) body.text = text;
+    return this.call("groupMember", body);
+  }
+
+  async groupMembers(group, { after = "", limit = 1000 } = {}) {
+    const body = { group, limit };
+    if (after) body.after = after;
+    return (await this.call("groupMembers", body)).groupMembers || {};
+  }
+
+  /** One page of a group's log after afterSeq (oldest first). */
+  async groupSync(group, afterSeq = "0", limit = 500) {
+    const body = { group, limit };
+    if (afterSeq && afterSeq !== "0") body.afterSeq = String(afterSeq);
+    return (await this.call("groupSync", body)).groupPage || {};
+  }
+
+  groupRead(group, seq) {
+    return this.call("groupRead", { group, seq: String(seq) });
   }
 
   /** Re-queue a failed message with its clientMsgId. */
@@ -593,6 +650,11 @@ export class ChatClient extends EventTarget {
         this.cursor = maxId(this.cursor, m.id);
         this._saveCursor();
       }
+    } else if (frame.groupMessage) {
+      this._emit("groupmessage", { message: frame.groupMessage });
+    } else if (frame.typing) {
+      const t = frame.typing;
+      this._emit("typing", { user: t.user || "", active: !!t.active, ttlMs: Number(t.ttlMs || 10_000) });
     } else if (frame.presence) {
       this._emit("presence", { presence: normPresence(frame.presence) });
     } else if (frame.delivered) {
@@ -646,14 +708,16 @@ export class ChatClient extends EventTarget {
     try {
       while (this.outbox.length && this.state === "online" && this.conn && !this.stopped) {
         const item = this.outbox[0];
-        const body = { to: item.to, type: item.type || 1, text: item.text, clientMsgId: item.clientMsgId };
+        const body = { type: item.type || 1, text: item.text, clientMsgId: item.clientMsgId };
+        if (item.group) body.group = item.group;
+        else body.to = item.to;
         if (item.ext) body.ext = item.ext;
         try {
-          const { sent = {} } = await this.conn.request("send", body);
+          const { sent = {} } = await this.conn.request(item.group ? "groupSend" : "send", body);
           const messageId = String(sent.messageId || "0");
           this._remember(messageId); // our own send: a later sync need not deliver it again
           this._dropFromOutbox(item);
-          this._emit("sent", { clientMsgId: item.clientMsgId, messageId, timestamp: sent.timestamp, duplicate: !!sent.duplicate, item });
+          this._emit("sent", { clientMsgId: item.clientMsgId, messageId, timestamp: sent.timestamp, seq: String(sent.seq || "0"), duplicate: !!sent.duplicate, item });
         } catch (e) {
           if (e instanceof ConnectionLost) break; // retried after the reconnect
           if (e instanceof ProtocolError && RETRY_SEND.has(e.code)) {
