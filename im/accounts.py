@@ -11,6 +11,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Callable
+from typing import TypeVar
 
 from im import client_pb2 as pb
 from im import records_pb2 as rec
@@ -24,6 +25,9 @@ __all__ = ["Accounts", "USER_NAME", "validate_user", "validate_password"]
 
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _DUMMY_HASH = hash_password("timnode-dummy-password")
+_KDF_SLOTS = 4  # concurrent Argon2id runs per node
+_KDF_QUEUE = 256  # waiting runs beyond which logins are refused with RATE_LIMITED
+T = TypeVar("T")
 
 
 def validate_user(user: str) -> None:
@@ -43,14 +47,28 @@ class Accounts:
         self._store = store
         self._keys = keys
         self._now_ms = now_ms
+        self._kdf_slots = asyncio.Semaphore(_KDF_SLOTS)
+        self._kdf_waiting = 0
         self._token_ttl_ms = int(token_ttl_s * 1000)
         self._known: set[str] = set()
 
+    async def _kdf(self, fn: Callable[..., T], *args: str) -> T:
+        """Run Argon2id in a worker thread, at most ``_KDF_SLOTS`` at once; refuse when the queue is long
+        (each run takes ~19 MiB and ~50 ms: unbounded parallel logins would be a memory/CPU lever)."""
+        if self._kdf_waiting >= _KDF_QUEUE:
+            raise ImError(pb.RATE_LIMITED, "login service busy; retry shortly", retry_after=1.0)
+        self._kdf_waiting += 1
+        try:
+            async with self._kdf_slots:
+                return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        finally:
+            self._kdf_waiting -= 1
+
     async def _hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+        return await self._kdf(hash_password, password)
 
     async def _verify(self, password: str, encoded: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(None, verify_password, password, encoded)
+        return await self._kdf(verify_password, password, encoded)
 
     async def register(self, user: str, password: str) -> None:
         validate_user(user)

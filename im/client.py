@@ -586,13 +586,19 @@ class Client:
     async def _run_connection(self, ws: ClientConnection) -> None:
         assert self.session is not None
         self._emit(ConnectedEvent(self.url, self.session))
-        await self._sync_all(ws)
-        self._connected.set()
         try:
+            await self._sync_all(ws)  # inside the try: a failed sync must not leave this socket behind
+            self._connected.set()
             if self._reader is not None:
                 await self._reader
         finally:
             self._connected.clear()
+            reader, self._reader = self._reader, None
+            if reader is not None and not reader.done():
+                reader.cancel()  # else a stale reader could act on a later kick of this device
+            if ws.close_code is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 2.0)
             self._ws = None
             self._fail_pending(ConnectionLost("connection closed"))
             code = ws.close_code or 1006
@@ -672,15 +678,19 @@ class Client:
         sender = getattr(message, "from")
         if sender == self.user and message.from_device == self.device:
             return  # our own send: the application has its Sent
-        self._emit(MessageEvent(message, synced))
+        if not self._emit(MessageEvent(message, synced)):
+            self._seen.pop(message.id, None)  # not handed over: no ack, so the next sync brings it again
+            return
         if message.to == self.user and sender != self.user:
             self._queue_ack(message.id)
 
-    def _emit(self, event: ClientEvent) -> None:
+    def _emit(self, event: ClientEvent) -> bool:
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("event queue full: dropping %s (read Client.events())", type(event).__name__)
+            return False
+        return True
 
     def _queue_ack(self, message_id: int) -> None:
         self._ack_ids.append(message_id)

@@ -280,7 +280,8 @@ class ClientConnection:
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
         session, self.session = self.session, None
-        self.gateway.metrics.kicks_total(pb.KickReason.Name(reason).lower()).inc()
+        name = pb.KickReason.Name(reason) if reason in pb.KickReason.values() else "unknown"  # type: ignore[arg-type]
+        self.gateway.metrics.kicks_total(name.lower()).inc()
         if session is not None:
             task = asyncio.ensure_future(self.gateway.service.end_session(session))
             self._tasks.add(task)
@@ -288,6 +289,9 @@ class ClientConnection:
         kicked = pb.Kicked(reason=reason, message=message)  # type: ignore[arg-type]
         self._enqueue(self.codec.encode(pb.ServerFrame(kicked=kicked)))
         self._close(KICK_CLOSE_CODES.get(reason, 1008), message)
+
+    def is_open(self) -> bool:
+        return not self._closing
 
     def close_after_response(self, code: int, reason: str) -> None:
         """Close once the response to the current request has been queued."""

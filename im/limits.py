@@ -75,4 +75,15 @@ class LoginThrottle:
             self._entries.popitem(last=False)
 
     def succeeded(self, address: str, user: str) -> None:
+        """Clear the pair, and take back the provisional count ``attempt()`` added for the user."""
         self._entries.pop((address, user), None)
+        entry = self._entries.get(("*", user))
+        if entry is not None:
+            entry.count -= 1
+            if entry.count <= 0:
+                del self._entries[("*", user)]
+
+    def attempt(self, address: str, user: str, now: float) -> None:
+        """Count an attempt as failed before its password is checked, so that parallel attempts
+        already in flight are throttled too; ``succeeded()`` takes the count back."""
+        self.failed(address, user, now)

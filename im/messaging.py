@@ -221,7 +221,8 @@ class Messenger:
         return recipients, others
 
     def _build(self, session: Session, req: pb.Send, message_id: int, now: int) -> pb.Message:
-        message = pb.Message.FromString(req.SerializeToString())  # fields 1-6 are Send's (client.proto)
+        req.DiscardUnknownFields()  # else numbers unknown to Send would land in Message's server-only fields
+        message = pb.Message.FromString(req.SerializeToString())  # Send's fields share Message's numbers
         if not message.type:
             message.type = 1
         if message.WhichOneof("body") is None:

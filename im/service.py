@@ -41,6 +41,8 @@ class Connection(Protocol):
 
     def close_after_response(self, code: int, reason: str) -> None: ...
 
+    def is_open(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
@@ -169,8 +171,8 @@ class ImService:
         wait = self.throttle.retry_after(conn.address, req.user, self._now())
         if wait > 0:
             raise ImError(pb.AUTH_FAILED, "too many failed logins; retry later", retry_after=wait)
+        self.throttle.attempt(conn.address, req.user, self._now())
         if not await self.accounts.check_password(req.user, req.password):
-            self.throttle.failed(conn.address, req.user, self._now())
             wait = self.throttle.retry_after(conn.address, req.user, self._now())
             raise ImError(pb.AUTH_FAILED, "wrong user name or password", retry_after=wait)
         self.throttle.succeeded(conn.address, req.user)
@@ -214,6 +216,8 @@ class ImService:
             old.sink.kick(reason, _KICK_TEXT.get(reason, "signed out"))
         if self.registry.device_count(user) >= self.registry.max_devices:  # a concurrent login took the slot
             raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
+        if not conn.is_open():  # the client left while its login was being checked: no ghost session
+            raise ImError(pb.BAD_REQUEST, "connection closed during login")
         session = Session(user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked)
         conn.session = session
         if self.registry.add(session) and not was_online:

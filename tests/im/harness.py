@@ -55,6 +55,9 @@ class FakeConnection:
     def close_after_response(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
+    def is_open(self) -> bool:
+        return True
+
     def messages(self) -> list[pb.Message]:
         return [p.message for p in self.pushes if p.WhichOneof("body") == "message"]
 

@@ -29,6 +29,36 @@ async def test_register_validates_names_and_passwords(user: str, password: str) 
     assert err.code == pb.BAD_REQUEST
 
 
+async def test_login_on_a_connection_closed_meanwhile_opens_no_session() -> None:
+    h = await Harness.create()
+    await h.register("alice")
+    conn = FakeConnection()
+    conn.is_open = lambda: False  # type: ignore[method-assign]
+    err = await h.error(conn, login=pb.Login(user="alice", password="password-1", device="d9"))
+    assert err.code == pb.BAD_REQUEST and conn.session is None
+    assert h.registry.device_count("alice") == 1  # only the registering connection
+
+
+async def test_successful_logins_do_not_accumulate_throttle_counts() -> None:
+    h = await Harness.create()
+    await h.register("alice")
+    for i in range(30):
+        conn = await h.login("alice", f"dev{i % 3}")
+        assert conn.session is not None
+    assert h.service.throttle.retry_after("10.9.9.9", "alice", h.clock.now()) == 0.0
+
+
+async def test_client_cannot_set_server_only_fields_through_unknown_send_fields() -> None:
+    h = await Harness.create()
+    alice, bob = await h.register("alice"), await h.register("bob")
+    evil = pb.Message(recalled=True, group="evilgroup", ref=42)
+    send = pb.Send(to="bob", text="hi")
+    raw = send.SerializeToString() + evil.SerializeToString()  # unknown to Send, known to Message
+    await h.call(alice, send=pb.Send.FromString(raw))
+    [msg] = bob.messages()
+    assert (msg.recalled, msg.group, msg.ref) == (False, "", 0)
+
+
 async def test_operations_need_login_and_unknown_op_is_refused() -> None:
     h = await Harness.create()
     conn = FakeConnection()
