@@ -280,7 +280,7 @@ class ClientConnection:
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
         session, self.session = self.session, None
-        name = pb.KickReason.Name(reason) if reason in pb.KickReason.values() else "unknown"  # type: ignore[arg-type]
+        name = pb.KickReason.Name(reason) if reason in pb.KickReason.values() else "unknown"
         self.gateway.metrics.kicks_total(name.lower()).inc()
         if session is not None:
             task = asyncio.ensure_future(self.gateway.service.end_session(session))
