@@ -22,6 +22,13 @@ the federation into their seams:
   owner runs the operation as for a local session (a *proxy session*; for rooms it is kept
   until SESSION_GONE or the link drops) and answers the ``ServerFrame`` (or the error).
 * **SESSION_GONE** (one-way): a session that forwarded room operations ended.
+* **Stream data** (PUSH with ``stream`` set, kind ``stream`` to a user or ``room`` from a
+  room's home) is sent *droppable* (``LinkManager.send_droppable``): a bounded drop-oldest
+  queue per link, the unordered ``data`` channel on ``rtc`` links; losses are counted in
+  ``timnode_stream_frames_dropped_total`` (``LinkManager.on_drop``).
+* **Chunked uploads** to a group or room are reassembled where the client is, then FORWARDed
+  whole (``Forward.whole``: the owner applies ``--max-payload-bytes``) to the group's sequence
+  owner / room's home, so a chunked group send keeps the single sequence.
 
 Rich presence (status, text and custom fields) rides on PRESENCE (``UserDevices``), sent
 after every ``SetPresence`` as well as on device changes; a node announces a remote user's
@@ -55,7 +62,7 @@ __all__ = ["FederatedGroupRouter", "FeatureRouting", "PUSH_KINDS"]
 
 log = logging.getLogger(__name__)
 
-PUSH_KINDS = ("event", "typing", "group", "room", "broadcast")
+PUSH_KINDS = ("event", "typing", "group", "room", "broadcast", "stream")
 
 #: op -> the group its frame names
 _GROUP_OPS: dict[str, Callable[[pb.ClientFrame], str]] = {
@@ -174,6 +181,10 @@ class FeatureRouting:
         self._local_group_router = groups.router
         groups.router = FederatedGroupRouter(groups.router, self)
         groups.owned = lambda group: self.owner(group_key(group)) == self.links.local_peer
+        spaces = self.service.spaces
+        spaces.streams.remote = self.push_stream
+        spaces.route_whole = self.route_whole
+        self.links.on_drop = spaces.streams.dropped.inc
         for ops, key in ((_GROUP_OPS, group_key), (_ROOM_OPS, room_key)):
             for op, name_of in ops.items():
                 handler = self._forwarding(op, name_of, key)
@@ -191,6 +202,9 @@ class FeatureRouting:
         if self._local_group_router is not None:
             groups.router = self._local_group_router
         groups.owned = lambda group: True
+        self.service.spaces.streams.remote = None
+        self.service.spaces.route_whole = None
+        self.links.on_drop = None
         for op, handler in self._originals.items():
             self.service.replace_handler(op, handler)
         self._originals.clear()
@@ -238,7 +252,21 @@ class FeatureRouting:
     ) -> None:
         self.stats[f"push_out_{kind}"] += 1
         body = fed.FedRequest(push=fed.Push(frame=frame, targets=targets, kind=kind, stream=stream))
+        if stream:  # live data: may be dropped under backpressure, unordered channel on rtc
+            self.links.send_droppable(peer, self.fed_protocol, body.SerializeToString())
+            return
         self.fed._spawn(self.fed._send(peer, body.SerializeToString()))
+
+    def push_stream(self, user: str, frame: pb.ServerFrame) -> int:
+        """``Streams.remote``: a 1:1 stream frame to ``user``'s devices on other nodes (droppable);
+        the devices it was sent to."""
+        raw: bytes | None = None
+        devices = 0
+        for entry in self.fed.directory.cached(user):
+            raw = raw if raw is not None else frame.SerializeToString()
+            self.send_push(entry.peer, raw, [fed.Target(user=user)], "stream", stream=True)
+            devices += len(entry.devices)
+        return devices
 
     async def broadcast(self, template: pb.Message) -> int:
         """``AdminOps.remote_broadcasts``: push a ``to=all`` system message to every session on
@@ -342,10 +370,32 @@ class FeatureRouting:
 
         return handler
 
-    async def _forward(self, peer: PeerId, session: Session, frame: pb.ClientFrame) -> pb.ServerFrame:
+    async def route_whole(self, session: Session, frame: pb.ClientFrame) -> pb.ServerFrame | None:
+        """``Spaces.route_whole``: a reassembled chunked group_send / room_send goes to the group's
+        sequence owner / room's home; None when that is this node."""
+        op = frame.WhichOneof("op")
+        key: Callable[[str], bytes]
+        if op == "group_send":
+            name, key = frame.group_send.group, group_key
+        elif op == "room_send":
+            name, key = frame.room_send.room, room_key
+        else:
+            return None
+        if not name:
+            return None
+        owner = self.owner(key(name))
+        if owner == self.links.local_peer:
+            return None
+        if op == "room_send":
+            self._room_homes.setdefault((session.user, session.device), set()).add(owner)
+        return await self._forward(owner, session, frame, whole=True)
+
+    async def _forward(
+        self, peer: PeerId, session: Session, frame: pb.ClientFrame, *, whole: bool = False
+    ) -> pb.ServerFrame:
         self.stats["forward_out"] += 1
         body = fed.FedRequest(
-            forward=fed.Forward(user=session.user, device=session.device, frame=frame.SerializeToString())
+            forward=fed.Forward(user=session.user, device=session.device, frame=frame.SerializeToString(), whole=whole)
         ).SerializeToString()
         try:
             reply = fed.FedReply.FromString(await self.links.request(peer, self.fed_protocol, body, self.fed.timeout))
@@ -382,7 +432,10 @@ class FeatureRouting:
             return fed.FedReply(status=fed.FedReply.BAD_REQUEST, error=f"{op or 'no op'} is not forwarded")
         session = self._proxy(peer, req.user, req.device) if op in _ROOM_OPS else self._transient(req)
         try:
-            out = await handler(cast("Connection", _ProxyConn(session)), frame)
+            if req.whole:  # a chunked upload reassembled on the sender's node
+                out = await self.service.spaces.send_whole(session, frame)
+            else:
+                out = await handler(cast("Connection", _ProxyConn(session)), frame)
         except ImError as exc:
             out = _error(exc)
         except StoreError as exc:

@@ -111,14 +111,16 @@ class Invalidate(_message.Message):
     def __init__(self, users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Forward(_message.Message):
-    __slots__ = ("user", "device", "frame")
+    __slots__ = ("user", "device", "frame", "whole")
     USER_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_FIELD_NUMBER: _ClassVar[int]
     user: str
     device: str
     frame: bytes
-    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., frame: _Optional[bytes] = ...) -> None: ...
+    whole: bool
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., frame: _Optional[bytes] = ..., whole: _Optional[bool] = ...) -> None: ...
 
 class SessionGone(_message.Message):
     __slots__ = ("user", "device")

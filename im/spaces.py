@@ -92,6 +92,9 @@ class Spaces:
             now_ms=now_ms, durable=messenger.durable, limits=MessageLimits(o.max_payload), metrics=metrics,
         )  # fmt: skip
         self.rooms.on_empty = self._arm
+        #: set by the federation: runs a whole group_send / room_send on the owning node, or
+        #: answers None when this node owns it
+        self.route_whole: Callable[[Session, pb.ClientFrame], Awaitable[pb.ServerFrame | None]] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
@@ -118,6 +121,16 @@ class Spaces:
 
     # ------------------------------------------------------------------ chunked delivery
 
+    async def send_whole(self, session: Session, frame: pb.ClientFrame) -> pb.ServerFrame:
+        """Run a reassembled ``group_send`` / ``room_send`` here, within ``--max-payload-bytes``
+        (also for a chunked upload forwarded by another node: ``im/fed_routing.py``)."""
+        limit = self.options.max_payload
+        if frame.WhichOneof("op") == "group_send":
+            return pb.ServerFrame(sent=await self.groups.send(session, frame.group_send, max_body=limit))
+        if frame.WhichOneof("op") == "room_send":
+            return pb.ServerFrame(sent=self.rooms.send(session, frame.room_send, max_body=limit))
+        raise ImError(pb.BAD_REQUEST, "only group_send and room_send are delivered whole")
+
     async def _deliver_whole(self, session: Session, start: pb.ChunkStart, body: bytes) -> pb.ServerFrame:
         kind = start.WhichOneof("template")
         if start.text:
@@ -125,7 +138,6 @@ class Spaces:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise ImError(pb.BAD_REQUEST, "the upload is marked text but is not UTF-8") from None
-        limit = self.options.max_payload
         if kind == "send":
             req = pb.Send()
             req.CopyFrom(start.send)
@@ -143,14 +155,20 @@ class Spaces:
                 greq.text = text
             else:
                 greq.data = body
-            return pb.ServerFrame(sent=await self.groups.send(session, greq, max_body=limit))
-        rreq = pb.RoomSend()
-        rreq.CopyFrom(start.room_send)
-        if start.text:
-            rreq.text = text
+            whole = pb.ClientFrame(group_send=greq)
         else:
-            rreq.data = body
-        return pb.ServerFrame(sent=self.rooms.send(session, rreq, max_body=limit))
+            rreq = pb.RoomSend()
+            rreq.CopyFrom(start.room_send)
+            if start.text:
+                rreq.text = text
+            else:
+                rreq.data = body
+            whole = pb.ClientFrame(room_send=rreq)
+        if self.route_whole is not None:  # across nodes: the group's sequence owner / room's home
+            routed = await self.route_whole(session, whole)
+            if routed is not None:
+                return routed
+        return await self.send_whole(session, whole)
 
     # ------------------------------------------------------------------ housekeeping timer
 

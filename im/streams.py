@@ -12,9 +12,13 @@ Publish rights in a room follow its publish policy (``im/rooms.py``: anyone in t
 owner only, or the owner and listed publishers). To a user: the same checks as a message
 (blocks, stranger policy), passed in as ``check_user``.
 
-Over ``rtc`` peer links (routing, not built yet) stream frames are meant for the unordered,
-partial-reliability data channel (``maxRetransmits=0``); the same drop-oldest rule applies to
-a link's stream queue.
+Across nodes (``im/fed_routing.py``) stream frames travel as *droppable* one-way link
+messages (a federation PUSH with ``stream`` set, ``LinkManager.send_droppable``): each link
+keeps them in a bounded drop-oldest queue next to its reliable one, counted in the same
+``timnode_stream_frames_dropped_total``, and over ``rtc`` links they go on the unordered,
+partial-reliability ``data`` channel (``maxRetransmits=0``, ``node/droppable.py``). A frame to
+a user reaches their devices on other nodes through :attr:`Streams.remote`; a room's frames
+are pushed by the room's home node.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class _Conn(Protocol):
 
 Handler = Callable[[_Conn, pb.ClientFrame], Awaitable[pb.ServerFrame]]
 UserCheck = Callable[[str, str], Awaitable[None]]
+#: a stream frame to ``user``'s devices on other nodes -> how many devices it was sent to
+RemoteStream = Callable[[str, pb.ServerFrame], int]
 
 
 async def _no_check(sender: str, recipient: str) -> None:
@@ -104,6 +110,8 @@ class Streams:
         self.max_body = max_body
         self.check_user = check_user
         self.stats = {"frames": 0, "pushed": 0}
+        #: set by the federation: frames to a user also go to their devices on other nodes
+        self.remote: RemoteStream | None = None
 
     async def send(self, session: Session, req: pb.StreamSend) -> pb.Sent:
         if len(req.data) > self.max_body:
@@ -134,6 +142,8 @@ class Streams:
                 if target_session is not session:
                     deliver_stream(target_session, push)
                     delivered += 1
+            if self.remote is not None:
+                delivered += self.remote(req.to, push.frame)
         else:
             raise ImError(pb.BAD_REQUEST, "stream_send needs `to` or `room`")
         self.stats["frames"] += 1

@@ -7,7 +7,10 @@ responder answers with its own; both then run ICE checks at once (RFC 8445), whi
 NAT mappings from both sides; DTLS and SCTP follow (aiortc).
 
 Two negotiated data channels: ``ctl`` (id 0, reliable, ordered) carries the timnode link and
-``data`` (id 1, unordered, no retransmissions) is reserved for live stream data. The timnode
+``data`` (id 1, unordered, no retransmissions) carries the link's *droppable* messages (live
+stream data, ``Link.send_droppable``) as self-contained datagrams sealed under keys derived
+from the link's Noise session, with explicit nonces and a replay window
+(``node/droppable.py``; ``RtcStream`` is a ``node.link.UnorderedStream``). The timnode
 handshake (Noise XX, PeerIds, network key) runs over ``ctl`` exactly as over a WebSocket, and
 the ``Link`` is handed to the ``LinkManager`` as transport ``rtc``. aiortc's SCTP is pure
 Python and slow per message (hundreds to ~1,400 messages/s), so the link layer's coalescing
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SIGNAL_PROTOCOL = "/timnode/signal/1"
 HIGH_WATER = 1 << 20  # bytes buffered in SCTP before send() waits
+DATA_HIGH_WATER = 256 << 10  # bytes buffered on ``data`` before droppable messages wait (and drop)
 
 
 class RtcStream:
@@ -61,6 +65,34 @@ class RtcStream:
         pc.on("connectionstatechange", self._on_state)
         if ctl.readyState == "open":
             self.opened.set()
+        self._on_unordered: Callable[[bytes], None] | None = None
+        self._on_writable: Callable[[], None] | None = None
+        data.bufferedAmountLowThreshold = DATA_HIGH_WATER // 4
+        data.on("message", self._on_data)
+        data.on("bufferedamountlow", self._data_low)
+        data.on("open", self._data_low)
+
+    # -- the unordered ``data`` channel (node.link.UnorderedStream) ----------------------------
+
+    def set_unordered_handler(self, on_message: Callable[[bytes], None], on_writable: Callable[[], None]) -> None:
+        self._on_unordered, self._on_writable = on_message, on_writable
+
+    def unordered_ready(self) -> bool:
+        return not self.closed and self.data.readyState == "open" and self.data.bufferedAmount <= DATA_HIGH_WATER
+
+    def send_unordered(self, datagram: bytes) -> None:
+        if self.closed or self.data.readyState != "open":
+            return
+        with contextlib.suppress(Exception):  # lost like any datagram
+            self.data.send(datagram)
+
+    def _on_data(self, message: bytes | str) -> None:
+        if isinstance(message, bytes) and not self.closed and self._on_unordered is not None:
+            self._on_unordered(message)
+
+    def _data_low(self) -> None:
+        if self._on_writable is not None:
+            self._on_writable()
 
     def _on_message(self, message: bytes | str) -> None:
         if isinstance(message, bytes) and not self.closed:

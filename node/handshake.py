@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from node import peer_pb2 as pb
+from node.droppable import DatagramChannel
 from node.errors import (
     AbortCode,
     AuthenticationError,
@@ -287,7 +288,8 @@ class HandshakeProtocol:
         self.remote_peer = peer
         self.phase = Phase.DONE
         self._deadline = None
-        channel = SecureChannel(send, receive, self._config)
+        datagram = DatagramChannel.from_chaining_key(self._noise.symmetric.ck, initiator=self.initiator)
+        channel = SecureChannel(send, receive, self._config, datagram)
         self._events.append(
             HandshakeComplete(remote_peer=peer, channel=channel, handshake_hash=self._noise.handshake_hash)
         )

@@ -12,6 +12,15 @@ records (``node/secure.py``): one-way messages, requests/responses matched by id
 frames become one Noise message and one WebSocket message (``LinkConfig.coalesce``).
 Any bad frame (decrypt failure, replay, malformed record, oversized, text message) closes the
 link with a logged reason; frames that arrive after close are ignored.
+
+*Droppable* one-way messages (``send_droppable``: live stream data) wait in a bounded
+drop-oldest queue (``LinkConfig.droppable_queue`` / ``droppable_bytes``, ``node/droppable.py``)
+instead of the reliable queue: while the transport is slow (a send awaiting), new ones push
+out the oldest, counted in ``dropped`` and reported to ``on_drop``. Over a transport with an
+unordered channel (an ``UnorderedStream``: ``rtc``'s ``data`` channel) they are sealed as
+self-contained datagrams (``SecureChannel.datagram``: explicit nonces, replay window) and sent
+there; a datagram that does not open is dropped and counted, never fatal. Elsewhere (ws,
+relay) they ride the reliable channel with everything else.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from node import peer_pb2 as pb
+from node.droppable import DropQueue
 from node.errors import (
     AbortCode,
     HandshakeError,
@@ -54,6 +64,7 @@ __all__ = [
     "Link",
     "LinkConfig",
     "MessageStream",
+    "UnorderedStream",
     "accept",
     "dial",
     "establish",
@@ -89,6 +100,22 @@ class MessageStream(Protocol):
     def abort(self) -> None: ...
 
 
+@runtime_checkable
+class UnorderedStream(Protocol):
+    """A transport that also has an unordered, partial-reliability channel (``rtc``'s ``data``).
+
+    ``set_unordered_handler(on_message, on_writable)``: ``on_message(datagram)`` for each
+    datagram received, ``on_writable()`` when ``unordered_ready()`` may have become true;
+    ``send_unordered`` never waits (the datagram may be lost).
+    """
+
+    def set_unordered_handler(self, on_message: Callable[[bytes], None], on_writable: Callable[[], None]) -> None: ...
+
+    def unordered_ready(self) -> bool: ...
+
+    def send_unordered(self, datagram: bytes) -> None: ...
+
+
 Stream = Connection | MessageStream
 
 
@@ -100,6 +127,8 @@ class LinkConfig:
     ping_timeout: float = 0.0  # a ping unanswered this long closes the link (0: request_timeout)
     coalesce: bool = True
     max_queued_bytes: int = 1 << 20  # send() waits above this
+    droppable_queue: int = 256  # droppable messages queued at most (the oldest go first)
+    droppable_bytes: int = 1 << 20  # ... and bytes
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     agent: str = "timnode"
     listen_addrs: tuple[str, ...] = ()
@@ -334,6 +363,21 @@ class Link:
         self._drained = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
+        self._droppable: DropQueue[bytes] = DropQueue(config.droppable_queue, config.droppable_bytes)
+        #: droppable messages lost here (queue overflow); ``on_drop(n)`` hears of each loss
+        self.dropped = 0
+        self.on_drop: Callable[[int], None] | None = None
+        #: droppable messages sent / received on the unordered channel, datagrams refused
+        self.unordered_stats = {"sent": 0, "received": 0, "rejected": 0}
+        self._unordered: UnorderedStream | None = None
+        if isinstance(ws, UnorderedStream) and channel.datagram is not None:
+            self._unordered = ws
+            ws.set_unordered_handler(self._on_datagram, self._wake.set)
+
+    @property
+    def transport_unordered(self) -> bool:
+        """True if droppable messages go on an unordered channel (``rtc``)."""
+        return self._unordered is not None
 
     @property
     def closed(self) -> bool:
@@ -349,6 +393,26 @@ class Link:
     async def send(self, protocol: str, body: bytes) -> None:
         """Send a one-way message to the peer's ``protocol`` handler."""
         await self._put(pb.LinkFrame(kind=pb.LinkFrame.MESSAGE, protocol=protocol, body=body))
+
+    def send_droppable(self, protocol: str, body: bytes) -> bool:
+        """Queue a one-way message that may be lost (live data); never waits.
+
+        Under backpressure the oldest droppable messages are dropped (``dropped``, ``on_drop``).
+        False if the link is closed.
+        """
+        if self.closed:
+            return False
+        data = pb.LinkFrame(kind=pb.LinkFrame.MESSAGE, protocol=protocol, body=body).SerializeToString()
+        lost = self._droppable.offer(data, len(data))
+        if lost:
+            self._count_drop(lost)
+        self._wake.set()
+        return True
+
+    def _count_drop(self, n: int) -> None:
+        self.dropped += n
+        if self.on_drop is not None:
+            self.on_drop(n)
 
     async def request(self, protocol: str, body: bytes, timeout: float | None = None) -> bytes:
         """Send a request and return the response body.
@@ -434,9 +498,44 @@ class Link:
 
     async def _flush(self) -> None:
         batch, self._queue, self._queued_bytes = self._queue, [], 0
+        datagrams: list[bytes] = []
+        unordered = self._unordered
+        if self._droppable:
+            if unordered is None:
+                batch += self._droppable.take_all()
+            elif unordered.unordered_ready():
+                assert self.channel.datagram is not None
+                limit = self.channel.datagram.max_message
+                small: list[bytes] = []
+                for data in self._droppable.take_all():
+                    (small if len(data) <= limit else batch).append(data)
+                datagrams = self.channel.datagram.seal(small)
+                self.unordered_stats["sent"] += len(small)
+            # else: the unordered channel is congested; they wait (drop-oldest) for on_writable
+        if unordered is not None:
+            for datagram in datagrams:
+                unordered.send_unordered(datagram)
         for data in self.channel.seal(batch, coalesce=self.config.coalesce):
             await self.ws.send(data)
         self._drained.set()
+
+    def _on_datagram(self, datagram: bytes) -> None:
+        """A datagram on the unordered channel: droppable MESSAGEs only; bad ones are dropped."""
+        if self.closed or self.channel.datagram is None:
+            return
+        try:
+            messages = self.channel.datagram.open(datagram)
+            frames = [_decode_frame(m) for m in messages]
+        except P2PError as exc:
+            self.unordered_stats["rejected"] += 1
+            self.log.debug("unordered datagram dropped: %s", exc)
+            return
+        for frame in frames:
+            if frame.kind == pb.LinkFrame.MESSAGE:
+                self.unordered_stats["received"] += 1
+                self._handle(frame, respond=False)
+            else:
+                self.unordered_stats["rejected"] += 1
 
     async def _writer(self) -> None:
         try:
@@ -561,6 +660,7 @@ class Link:
             self._pending.clear()
             self._wake.set()
             self._drained.set()
+            self._droppable.clear()
             ws_code = 1000 if code is AbortCode.NORMAL else CLOSE_BASE + code
             if code is AbortCode.TIMEOUT:  # the peer is unresponsive: no closing handshake to wait for
                 if isinstance(self.ws, Connection):

@@ -10,6 +10,7 @@
     await manager.start()
     reply = await manager.request(peer, "/timnode/dht/1", body)   # NotLinked / RequestTimeout / ...
     await manager.send(peer, "/timnode/dht/1", body)               # one-way
+    manager.send_droppable(peer, "/timnode/im/1", body)            # one-way, may be lost (live data)
     await manager.stop()                                           # CLOSE "node shutting down" to all
 
 Rules it enforces:
@@ -125,6 +126,11 @@ class LinkEntry:
             "rtt_ms": None if rtt is None else round(rtt * 1000, 3),
             "addresses": list(self.addrs),
             "agent": self.link.remote_info.agent,
+            "droppable": {
+                "unordered": self.link.transport_unordered,
+                "dropped": self.link.dropped,
+                **self.link.unordered_stats,
+            },
         }
 
 
@@ -159,6 +165,10 @@ class LinkManager:
         self._link_bytes = self.metrics.counter(
             "timnode_link_bytes_total", "Peer link bytes on the wire (sealed), by transport", ["transport", "direction"]
         )
+        #: droppable messages dropped on any link (queue overflow); the IM layer points this at
+        #: ``timnode_stream_frames_dropped_total`` (the name is registered there, not here)
+        self.on_drop: Callable[[int], None] | None = None
+        self.dropped = 0
         self._link_frames = self.metrics.counter(
             "timnode_link_frames_total", "Peer link frames (before sealing), by transport", ["transport", "direction"]
         )
@@ -226,6 +236,17 @@ class LinkManager:
     async def send(self, peer: PeerId, protocol: str, body: bytes) -> None:
         """One-way message to ``peer``'s ``protocol`` handler. Raises ``NotLinked``, ``LinkClosed``."""
         await self.link(peer).send(protocol, body)
+
+    def send_droppable(self, peer: PeerId, protocol: str, body: bytes) -> bool:
+        """One-way message that may be lost (live data): bounded drop-oldest queue per link, and
+        the unordered channel on ``rtc`` links (``Link.send_droppable``). False if not linked."""
+        entry = self._links.get(peer)
+        return entry is not None and entry.link.send_droppable(protocol, body)
+
+    def _link_dropped(self, n: int) -> None:
+        self.dropped += n
+        if self.on_drop is not None:
+            self.on_drop(n)
 
     def adopt(self, link: Link, direction: str, transport: str, via: str = "") -> bool:
         """Keep a link established over another transport (``nat``: "rtc", "relay").
@@ -344,6 +365,7 @@ class LinkManager:
         remote_host = split_host_port(link.remote_addr)[0] if link.remote_addr else ""
         addrs = dialable_addrs(link.remote_info.listen_addrs, remote_host)
         entry = LinkEntry(link, direction, time.time(), addrs, transport)
+        link.on_drop = self._link_dropped
         self._meter(link, entry.transport)
         self._links[peer] = entry
         self.book.link_up(peer, addrs, _now(), via)

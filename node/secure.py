@@ -14,6 +14,10 @@ implicit counters (§5.1), so a replayed, reordered, dropped or tampered frame f
 authenticate: ``open()`` raises ``DecryptError`` and the channel is broken for good (the link
 must close). Like a codec, ``SecureChannel`` raises on bad input instead of queueing events;
 every exception it raises on remote input is a ``RemoteProtocolError``.
+
+``datagram`` (set by the handshake) seals *droppable* messages for an unordered transport
+channel under keys derived from the same session, with explicit nonces and a replay window,
+so loss and reordering there never break this channel (``node/droppable.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from node.droppable import DatagramChannel
 from node.errors import DecodeError, FrameTooLarge, LinkClosed, LocalProtocolError, RemoteProtocolError
 from node.multiformats import decode_varint, encode_varint
 from node.noise import MAX_MESSAGE, TAGLEN, CipherState
@@ -50,8 +55,16 @@ class ChannelConfig:
 class SecureChannel:
     """Seals outgoing messages into frames and opens incoming frames into messages."""
 
-    def __init__(self, send: CipherState, receive: CipherState, config: ChannelConfig | None = None) -> None:
+    def __init__(
+        self,
+        send: CipherState,
+        receive: CipherState,
+        config: ChannelConfig | None = None,
+        datagram: DatagramChannel | None = None,
+    ) -> None:
         self.config = config or ChannelConfig()
+        #: the same session's unordered-channel ciphers (explicit nonces, ``node/droppable.py``)
+        self.datagram = datagram
         self._send = send
         self._receive = receive
         self._partial: bytearray | None = None
