@@ -170,6 +170,12 @@ class LinkDirectory:
                 del self._table[update.user]
         return True
 
+    def users_held_by(self, peer: PeerId) -> set[str]:
+        return {user for user, entries in self._table.items() if peer in entries}
+
+    def reset_seqs(self, peer: PeerId) -> None:
+        self._seq = {k: v for k, v in self._seq.items() if k[0] != peer}
+
     def drop_peer(self, peer: PeerId) -> list[str]:
         """Forget a node's entries (its link went down); the users that had some."""
         users = [u for u, entries in self._table.items() if peer in entries]
@@ -323,6 +329,15 @@ class Federation:
         if self._compat.get(peer) != match:
             self._compat[peer] = match
             self.routing.nodes_changed()  # group owners and room homes may move
+        # A HELLO is the peer's whole truth: after a quick restart (a new link replacing the old
+        # one with no LinkDown) its sequence numbers start again and users it no longer holds
+        # must go, or they would stay "online" here for ever.
+        self.directory.reset_seqs(peer)
+        listed = {update.user for update in hello.users}
+        for user in self.directory.users_held_by(peer) - listed:
+            before = self.directory.device_count(user)
+            if self.directory.apply(peer, fed.UserDevices(user=user)):
+                self._network_changed(user, before=before)
         for update in hello.users:
             before = self.directory.device_count(update.user)
             if self.directory.apply(peer, update):
