@@ -71,6 +71,7 @@ __all__ = [
 
 PROTOCOL = "/timnode/im/1"
 _DHT_MISS_TTL = 5.0  # seconds a user the DHT did not find is not looked up again by plain sends
+_DHT_MISS_MAX = 10_000
 NO_STORE = "no-store"
 
 log = logging.getLogger(__name__)
@@ -523,6 +524,8 @@ class Federation:
         if not found and (fresh or not self._recent_miss(user)) and self._beyond_mesh():
             found = await self._dht_lookup(user, fresh)
             if not found:
+                if len(self._dht_misses) >= _DHT_MISS_MAX:  # bounded: sends to random names must not grow it
+                    self._dht_misses.clear()
                 self._dht_misses[user] = asyncio.get_running_loop().time()
         return found
 

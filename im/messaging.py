@@ -363,4 +363,9 @@ class Messenger:
             Put(self._keys.cursor(user, device), rec.Cursor(acked=acked).SerializeToString())
             for (user, device), acked in dirty.items()
         ]
-        await self._store.write(ops)
+        try:
+            await self._store.write(ops)
+        except BaseException:  # keep them for the next flush (newer acks made meanwhile win)
+            for key, acked in dirty.items():
+                self._dirty_cursors[key] = max(acked, self._dirty_cursors.get(key, 0))
+            raise

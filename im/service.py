@@ -249,10 +249,12 @@ class ImService:
     async def end_session(self, session: Session) -> None:
         """Forget a session (connection closed, logout or kick); announce offline if last."""
         self.spaces.session_ended(session)
-        if self.registry.remove(session):
-            await self._announce(session.user, online=False)
-            log.info("= session closed user=%s device=%s (last device)", session.user, session.device)
-        self._devices_changed(session.user)
+        try:
+            if self.registry.remove(session):
+                await self._announce(session.user, online=False)
+                log.info("= session closed user=%s device=%s (last device)", session.user, session.device)
+        finally:  # the DHT and other nodes must hear it even when announcing failed (store down)
+            self._devices_changed(session.user)
         await self.messenger.flush_cursors()
 
     # ------------------------------------------------------------------ messages
