@@ -127,6 +127,8 @@ class LinkConfig:
     ping_timeout: float = 0.0  # a ping unanswered this long closes the link (0: request_timeout)
     coalesce: bool = True
     max_queued_bytes: int = 1 << 20  # send() waits above this
+    max_inflight: int = 1024  # inbound requests handled at once; more are answered "busy"
+    hard_queued_bytes: int = 16 << 20  # a peer that lets replies pile up past this is closed
     droppable_queue: int = 256  # droppable messages queued at most (the oldest go first)
     droppable_bytes: int = 1 << 20  # ... and bytes
     channel: ChannelConfig = field(default_factory=ChannelConfig)
@@ -362,6 +364,8 @@ class Link:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight = 0
+        self._overflowing = False
         self._closed = asyncio.Event()
         self._droppable: DropQueue[bytes] = DropQueue(config.droppable_queue, config.droppable_bytes)
         #: droppable messages lost here (queue overflow); ``on_drop(n)`` hears of each loss
@@ -490,6 +494,9 @@ class Link:
         self._queued_bytes += len(data)
         self._drained.clear()
         self._wake.set()
+        if self._queued_bytes > self.config.hard_queued_bytes and not self._overflowing:
+            self._overflowing = True  # replies and pongs have no backpressure: bound them here
+            self._spawn(self.close("send queue over its hard limit (peer not reading)", AbortCode.PROTOCOL_ERROR))
 
     async def _put(self, frame: pb.LinkFrame) -> None:
         self._put_nowait(frame)
@@ -605,6 +612,12 @@ class Link:
             self._reply(frame, respond, error=(RequestFailed.HANDLER_ERROR, type(exc).__name__))
             return
         if inspect.isawaitable(result):
+            if self._inflight >= self.config.max_inflight:
+                if inspect.iscoroutine(result):
+                    result.close()
+                self._reply(frame, respond, error=(RequestFailed.HANDLER_ERROR, "busy: too many requests in flight"))
+                return
+            self._inflight += 1
             self._spawn(self._finish(frame, result, respond))
         else:
             self._reply(frame, respond, body=result)
@@ -617,6 +630,8 @@ class Link:
             self._reply(frame, respond, error=(RequestFailed.HANDLER_ERROR, type(exc).__name__))
         else:
             self._reply(frame, respond, body=body)
+        finally:
+            self._inflight -= 1
 
     def _reply(
         self, frame: pb.LinkFrame, respond: bool, *, body: bytes | None = None, error: tuple[int, str] | None = None
