@@ -93,6 +93,9 @@ class Circuit:
         if not self.closed:
             asyncio.ensure_future(self.close())
 
+    def queued(self) -> int:
+        return self._queue.qsize()
+
     def feed(self, data: bytes) -> None:
         if not self.closed:
             self._queue.put_nowait(data)
@@ -265,6 +268,8 @@ class RelayService:
     def _incoming(self, relay: PeerId, source: PeerId, cid: bytes) -> bytes:
         if cid in self.circuits:
             return _error("duplicate circuit")
+        if len(self.circuits) >= self.max_circuits:  # a peer must not open endpoint circuits without bound
+            return _error("too many circuits")
         circuit = Circuit(self.links, relay, cid, source)
         self.circuits[cid] = circuit
         task = asyncio.ensure_future(self.on_circuit(circuit, "inbound"))
@@ -292,6 +297,11 @@ class RelayService:
         if circuit is None or circuit.relay != peer:
             return
         if kind == DATA:
+            if circuit.queued() >= self.max_queued:  # the local handshake/link is not reading: drop it
+                log.info("circuit %s: inbound queue full, closed", cid.hex())
+                circuit.feed_close()
+                self.circuits.pop(cid, None)
+                return
             circuit.feed(payload)
         else:
             circuit.feed_close()
