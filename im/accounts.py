@@ -3,6 +3,11 @@
 Passwords are stored only as Argon2id hashes (im/passwords.py), computed in a worker
 thread so logins never stall the event loop. Account keys are keyed hashes of the name
 (im/keys.py). Tokens are 256-bit random strings stored by their SHA-256.
+
+Revocation: the account record carries a token generation, copied into every token issued.
+A password change (and an admin block, im/admin_ops.py) bumps it, so every token issued
+before is refused at ``resume`` (``AUTH_FAILED``) on every node sharing the store; the device
+that changed the password gets a fresh token (im/service.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from im.passwords import hash_password, verify_password
 from store.api import Delete, Insert, Put, RecordStore
 from store.errors import KeyExists
 
-__all__ = ["Accounts", "USER_NAME", "validate_user", "validate_password"]
+__all__ = ["Accounts", "USER_NAME", "revoke_tokens", "validate_user", "validate_password"]
 
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 _DUMMY_HASH = hash_password("timnode-dummy-password")
@@ -38,6 +43,18 @@ def validate_user(user: str) -> None:
 def validate_password(password: str) -> None:
     if not 8 <= len(password.encode()) <= 1024:
         raise ImError(pb.BAD_REQUEST, "password must be 8-1024 bytes")
+
+
+async def revoke_tokens(store: RecordStore, keys: KeySchema, user: str) -> bool:
+    """Bump the account's token generation: every token issued so far is refused from now on.
+    False when there is no such account."""
+    raw = await store.get(keys.account(user))
+    if raw is None:
+        return False
+    account = rec.Account.FromString(raw)
+    account.token_generation += 1
+    await store.write([Put(keys.account(user), account.SerializeToString())])
+    return True
 
 
 class Accounts:
@@ -101,10 +118,16 @@ class Accounts:
         account = rec.Account.FromString(raw)
         return await self._verify(password, account.password_hash)
 
+    async def _account(self, user: str) -> rec.Account | None:
+        raw = await self._store.get(self._keys.account(user))
+        return rec.Account.FromString(raw) if raw is not None else None
+
     async def issue_token(self, user: str, device: str) -> tuple[str, int]:
         token = secrets.token_urlsafe(32)
         expires = self._now_ms() + self._token_ttl_ms
-        record = rec.Token(user=user, device=device, expires_at=expires)
+        account = await self._account(user)
+        generation = account.token_generation if account is not None else 0
+        record = rec.Token(user=user, device=device, expires_at=expires, generation=generation)
         await self._store.write([Put(self._keys.token(token), record.SerializeToString())])
         return token, expires
 
@@ -115,7 +138,8 @@ class Accounts:
         if raw is None:
             return None
         record = rec.Token.FromString(raw)
-        if record.expires_at < self._now_ms():
+        account = await self._account(record.user) if record.expires_at >= self._now_ms() else None
+        if account is None or record.generation < account.token_generation:  # expired, or revoked
             await self._store.write([Delete(self._keys.token(token))])
             return None
         return record
@@ -124,8 +148,13 @@ class Accounts:
         if token:
             await self._store.write([Delete(self._keys.token(token))])
 
+    async def revoke_all(self, user: str) -> bool:
+        """Refuse every token of ``user`` issued so far (:func:`revoke_tokens`)."""
+        return await revoke_tokens(self._store, self._keys, user)
+
     async def change_password(self, user: str, old: str, new: str) -> bool:
-        """Replace the password hash when ``old`` is right; False when it is wrong."""
+        """Replace the password hash when ``old`` is right (revoking every token issued so
+        far: the token generation moves on in the same write); False when it is wrong."""
         validate_password(new)
         raw = await self._store.get(self._keys.account(user))
         if raw is None:
@@ -134,5 +163,6 @@ class Accounts:
         if not await self._verify(old, account.password_hash):
             return False
         account.password_hash = await self._hash(new)
+        account.token_generation += 1
         await self._store.write([Put(self._keys.account(user), account.SerializeToString())])
         return True

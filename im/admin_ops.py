@@ -15,8 +15,8 @@ No user can have an empty name and clients cannot send types 2-31, so ``from = "
 be forged. They have no conversation row: ``history`` never returns them.
 
 Scopes: a user; ``node`` (users with a session on this node now); ``all`` (every account
-in this node's store). For ``all``, :attr:`AdminOps.remote_broadcasts` pushes the message
-live to the sessions on other nodes (``timnode/admin_wiring.py`` -> im/fed_routing.py; with a
+in this node's store). For a user and for ``all``, :attr:`AdminOps.remote_broadcasts` pushes
+the message live to the sessions on other nodes (``timnode/admin_wiring.py`` -> im/fed_routing.py; with a
 shared store the copies stored here already cover their accounts).
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from im import client_pb2 as pb
 from im import records_pb2 as rec
-from im.accounts import USER_NAME
+from im.accounts import USER_NAME, revoke_tokens
 from im.errors import ImError
 from im.keys import KeySchema
 from im.messaging import Messenger
@@ -53,8 +53,11 @@ _SCAN_PAGE = 500
 _WRITE_BATCH = 500
 _MAX_TEXT = 16384
 
-#: forwards a system message to other nodes (scope "all"); returns how many users it reached
-RemoteBroadcast = Callable[[pb.Message], Awaitable[int]]
+#: forwards a system message to other nodes: (message, "" for every user there, or one user);
+#: returns how many devices it reached
+RemoteBroadcast = Callable[[pb.Message, str], Awaitable[int]]
+#: ends every session of (user) on the other nodes with (reason, message); sessions ended
+RemoteKick = Callable[[str, int, str], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,7 @@ class BroadcastResult:
     recipients: int  # users the message was addressed to (stored or pushed)
     stored: int  # inbox rows written (0 in no-store mode)
     pushed: int  # devices it was pushed to
-    remote: int = 0  # devices pushed to on other nodes (to=all)
+    remote: int = 0  # devices pushed to on other nodes (to=all, to=<user>)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +104,7 @@ class AdminOps:
         self._now = now
         self._now_ms = now_ms
         self.remote_broadcasts: list[RemoteBroadcast] = []
+        self.remote_kicks: list[RemoteKick] = []  # a block ends the user's sessions on other nodes too
         m: MetricSet = metrics.set
         self._system_total = m.counter(
             "timnode_system_messages_total", "System messages written or pushed, by scope", ["scope"]
@@ -152,11 +156,16 @@ class AdminOps:
         return await self._store.get(self._block_key(user)) is not None
 
     async def block(self, user: str, reason: str = "") -> dict[str, Any]:
-        """Persist a block and kick the user's sessions here; a blocked account cannot log in."""
+        """Persist a block, revoke the user's tokens (im/accounts.py) and kick the user's sessions
+        here and on the other nodes (KICK); a blocked account cannot log in."""
         _check_user(user)
         record = {"user": user, "at": self._now_ms(), "reason": reason[:200]}
         await self._store.write([Put(self._block_key(user), json.dumps(record).encode())])
-        kicked = self.kick(user, message="this account has been blocked by the administrator")
+        await revoke_tokens(self._store, self._keys, user)
+        text = "this account has been blocked by the administrator"
+        kicked = self.kick(user, message=text)
+        for remote in self.remote_kicks:
+            kicked += await remote(user, pb.ADMIN, text)
         log.info("= admin blocked user=%s", user)
         self._admin_actions("block").inc()
         return {"user": user, "blocked": True, "kicked": kicked}
@@ -203,9 +212,9 @@ class AdminOps:
             stored += await self._store_for(template, users)
             pushed += self._push_to(template, users)
         remote = 0
-        if scope == "all":
+        if scope != "node":  # live on other nodes too (the shared store already holds the copies)
             for forward in self.remote_broadcasts:  # cross-node routing plugs in here
-                remote += await forward(template)
+                remote += await forward(template, "" if scope == "all" else to)
         self._system_total(scope).inc(recipients)
         log.info("= admin system message scope=%s recipients=%d pushed=%d", scope, recipients, pushed)
         return BroadcastResult(template.id, scope, to, recipients, stored, pushed, remote)

@@ -58,7 +58,7 @@ SYNC_OVERLAP_MS = 10_000
 _ACK_DELAY = 0.05
 _ACK_BATCH = 256
 _SEEN = 50_000
-_FINAL_KICKS = {pb.REPLACED, pb.DEVICE_LIMIT_KICK, pb.ADMIN}
+_FINAL_KICKS = {pb.REPLACED, pb.DEVICE_LIMIT_KICK, pb.ADMIN, pb.CREDENTIALS_CHANGED}
 
 
 class ConnectionLost(ConnectionError):
@@ -330,8 +330,10 @@ class Client:
 
     async def change_password(self, old: str, new: str) -> None:
         frame = pb.ClientFrame(change_password=pb.ChangePassword(old_password=old, new_password=new))
-        await self._request_retrying(frame)
+        reply = await self._request_retrying(frame)
         self.password = new
+        if reply.WhichOneof("body") == "session" and reply.session.token:  # the old tokens are revoked
+            self.token = reply.session.token
 
     async def ping(self) -> int:
         reply = await self._request_retrying(pb.ClientFrame(ping=pb.Ping()))

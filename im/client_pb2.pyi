@@ -96,6 +96,7 @@ class KickReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOOD: _ClassVar[KickReason]
     ADMIN: _ClassVar[KickReason]
     AUTH_TIMEOUT: _ClassVar[KickReason]
+    CREDENTIALS_CHANGED: _ClassVar[KickReason]
 
 class GroupRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -204,6 +205,7 @@ SHUTDOWN: KickReason
 FLOOD: KickReason
 ADMIN: KickReason
 AUTH_TIMEOUT: KickReason
+CREDENTIALS_CHANGED: KickReason
 GROUP_ROLE_UNSPECIFIED: GroupRole
 GROUP_MEMBER: GroupRole
 GROUP_ADMIN: GroupRole

@@ -9,11 +9,14 @@ the federation into their seams:
   its sessions of them and stores nothing. Used for engine events (recall, edit, burn, read
   markers, friend notices: ``EventLog.remote``), typing notices (``PresenceBook.remote``),
   group pushes (:class:`FederatedGroupRouter`), room pushes and stream data (proxy sessions
-  whose sink has a ``batch``: im/rooms.py) and ``to=all`` admin broadcasts (``all_users``:
-  every session on the node, the message addressed per user). Destinations come from the
+  whose sink has a ``batch``: im/rooms.py) and admin system messages (``to=all``:
+  ``all_users``, every session on the node, the message addressed per user; ``to=<user>``:
+  that user's devices on the nodes the directory lists). Destinations come from the
   replicated presence table, so a node with none of the users gets nothing.
 * **INVALIDATE** (one-way, to every linked node): users whose relations (friends, requests,
-  blocks) changed; the receiving node drops them from its roster cache.
+  blocks) changed; the receiving node drops them from its roster cache. A block also carries
+  ``hides`` (blocker, blocked): the receiving node ends the blocked user's subscriptions to
+  the blocker and pushes the blocker offline to them (the block's "appear offline").
 * **FORWARD** (request): a client operation run on the node that owns it, for a session here.
   A group's *sequence owner* and a room's *home* is the node whose Kademlia key is closest
   (XOR) to sha256(group id) / sha256("room/" + name), among this node and the linked nodes on
@@ -176,6 +179,7 @@ class FeatureRouting:
         features.events.remote = self.push_users
         features.presence.remote = self.push_users
         features.presence.changed.append(self._presence_changed)
+        features.presence.hidden.append(self._hidden)
         features.roster.on_change = self._roster_changed
         groups = self.service.spaces.groups
         self._local_group_router = groups.router
@@ -197,6 +201,8 @@ class FeatureRouting:
         features.presence.remote = None
         if self._presence_changed in features.presence.changed:
             features.presence.changed.remove(self._presence_changed)
+        if self._hidden in features.presence.hidden:
+            features.presence.hidden.remove(self._hidden)
         features.roster.on_change = None
         groups = self.service.spaces.groups
         if self._local_group_router is not None:
@@ -268,13 +274,22 @@ class FeatureRouting:
             devices += len(entry.devices)
         return devices
 
-    async def broadcast(self, template: pb.Message) -> int:
-        """``AdminOps.remote_broadcasts``: push a ``to=all`` system message to every session on
-        the other nodes (the shared store already holds each account's copy); devices reached."""
-        peers = [p for p in self.links.peers() if self.fed._usable(p)]
-        body = fed.FedRequest(
-            push=fed.Push(frame=pb.ServerFrame(message=template).SerializeToString(), kind="broadcast", all_users=True)
-        ).SerializeToString()
+    async def broadcast(self, template: pb.Message, user: str = "") -> int:
+        """``AdminOps.remote_broadcasts``: push a system message to every session on the other
+        nodes (``to=all``), or to ``user``'s devices on the nodes the directory lists for them
+        (``to=<user>``); the shared store already holds each account's copy. Devices reached."""
+        if user:
+            peers = [r.peer for r in self.fed.directory.cached(user)]
+            addressed = pb.Message()
+            addressed.CopyFrom(template)
+            addressed.to = user
+            push = fed.Push(frame=pb.ServerFrame(message=addressed).SerializeToString(), kind="broadcast",
+                            targets=[fed.Target(user=user)])  # fmt: skip
+        else:
+            peers = [p for p in self.links.peers() if self.fed._usable(p)]
+            frame = pb.ServerFrame(message=template).SerializeToString()
+            push = fed.Push(frame=frame, kind="broadcast", all_users=True)
+        body = fed.FedRequest(push=push).SerializeToString()
 
         async def one(peer: PeerId) -> int:
             self.stats["push_out_broadcast"] += 1
@@ -342,9 +357,21 @@ class FeatureRouting:
                 self.stats["invalidate_out"] += 1
                 self.fed._spawn(self.fed._send(peer, body))
 
+    def _hidden(self, user: str, blocked: str) -> None:
+        """``user`` blocked ``blocked`` here: every node hides ``user`` from ``blocked``'s sessions."""
+        hide = fed.Invalidate(users=[user, blocked], hides=[fed.Hide(user=user, viewer=blocked)])
+        body = fed.FedRequest(invalidate=hide).SerializeToString()
+        for peer in self.links.peers():
+            if self.fed._usable(peer):
+                self.stats["invalidate_out"] += 1
+                self.fed._spawn(self.fed._send(peer, body))
+
     def serve_invalidate(self, req: fed.Invalidate) -> None:
         self.stats["invalidate_in"] += 1
-        self.service.features.roster.forget(list(req.users))
+        features = self.service.features
+        features.roster.forget(list(req.users))
+        for hide in req.hides:  # a block elsewhere: end the subscriptions, show the blocker offline
+            features.presence.hide_from(hide.user, hide.viewer, everywhere=False)
 
     # ------------------------------------------------------------------ FORWARD out
 

@@ -253,6 +253,7 @@ class Federation:
         self._unsubscribe = self.links.subscribe(self._on_link)
         self.service.presence_hooks.append(self._devices_changed)
         self.service.session_guards.append(self._device_guard)
+        self.service.remote_kicks.append(self.kick_user)
         self.service.messenger.remote = self
         self.service.network = self
         self.routing.start()
@@ -265,6 +266,8 @@ class Federation:
             self._unsubscribe()
         self.service.messenger.remote = None
         self.service.network = None
+        if self.kick_user in self.service.remote_kicks:
+            self.service.remote_kicks.remove(self.kick_user)
         self.routing.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -378,7 +381,8 @@ class Federation:
             self.service.messenger.push_delivered(a.by, a.sender, list(a.message_ids))
             return None
         if op == "kick":
-            return fed.FedReply(kicked=self._kick_local(request.kick)).SerializeToString()
+            kicked = self._kick_local(request.kick)
+            return fed.FedReply(kicked=kicked > 0, pushed=kicked).SerializeToString()
         if op == "push":
             return fed.FedReply(pushed=self.routing.serve_push(request.push)).SerializeToString()
         if op == "invalidate":
@@ -401,15 +405,19 @@ class Federation:
         status = fed.FedReply.GONE if req.expect_recipient and recipients == 0 else fed.FedReply.OK
         return fed.FedReply(status=status, recipient_devices=recipients, sender_devices=others)
 
-    def _kick_local(self, req: fed.Kick) -> bool:
+    def _kick_local(self, req: fed.Kick) -> int:
+        """End the named device of the user here, or (no device) every device of the user."""
         self.stats["kicks_in"] += 1
         registry = self.service.registry
+        message = req.message or _KICK_TEXT.get(req.reason, "signed out")
+        count = 0
         for session in list(registry.sessions_of(req.user)):
-            if session.device == req.device:
-                registry.remove(session)
-                session.sink.kick(req.reason, _KICK_TEXT.get(req.reason, "signed out"))
-                return True
-        return False
+            if not req.device or session.device == req.device:
+                if req.device:  # the device limit: the slot is free at once
+                    registry.remove(session)
+                session.sink.kick(req.reason, message)
+                count += 1
+        return count
 
     # ------------------------------------------------------------------ presence out
 
@@ -679,6 +687,22 @@ class Federation:
             else:
                 await self._kick(where, user, dev, pb.DEVICE_LIMIT_KICK)
 
+    async def kick_user(self, user: str, reason: int, message: str) -> int:
+        """``ImService.remote_kicks``: end every session of ``user`` on every linked node of this
+        store (password change, admin block); sessions ended (``FedReply.pushed``)."""
+        body = fed.FedRequest(kick=fed.Kick(user=user, reason=reason, message=message)).SerializeToString()
+
+        async def one(peer: PeerId) -> int:
+            self.stats["kicks_out"] += 1
+            try:
+                return fed.FedReply.FromString(await self.links.request(peer, PROTOCOL, body, self.timeout)).pushed
+            except (P2PError, OSError) as exc:
+                log.warning("kick of %s on %s failed: %s", user, peer.short(), exc)
+                return 0
+
+        peers = [p for p in self.links.peers() if self._usable(p)]
+        return sum(await asyncio.gather(*(one(p) for p in peers)))
+
     async def _kick(self, peer: PeerId, user: str, device: str, reason: int) -> None:
         self.stats["kicks_out"] += 1
         body = fed.FedRequest(kick=fed.Kick(user=user, device=device, reason=reason)).SerializeToString()
@@ -699,4 +723,5 @@ class Federation:
 _KICK_TEXT: dict[int, str] = {
     pb.REPLACED: "this device logged in again on another connection",
     pb.DEVICE_LIMIT_KICK: "signed out: a newer device logged in and the device limit was reached",
+    pb.CREDENTIALS_CHANGED: "signed out: the account's credentials changed; log in again",
 }

@@ -73,14 +73,16 @@ class WhoHas(_message.Message):
     def __init__(self, user: _Optional[str] = ...) -> None: ...
 
 class Kick(_message.Message):
-    __slots__ = ("user", "device", "reason")
+    __slots__ = ("user", "device", "reason", "message")
     USER_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     user: str
     device: str
     reason: int
-    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., reason: _Optional[int] = ...) -> None: ...
+    message: str
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., reason: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Target(_message.Message):
     __slots__ = ("user", "device")
@@ -104,11 +106,21 @@ class Push(_message.Message):
     all_users: bool
     def __init__(self, frame: _Optional[bytes] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., kind: _Optional[str] = ..., stream: _Optional[bool] = ..., all_users: _Optional[bool] = ...) -> None: ...
 
+class Hide(_message.Message):
+    __slots__ = ("user", "viewer")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    VIEWER_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    viewer: str
+    def __init__(self, user: _Optional[str] = ..., viewer: _Optional[str] = ...) -> None: ...
+
 class Invalidate(_message.Message):
-    __slots__ = ("users",)
+    __slots__ = ("users", "hides")
     USERS_FIELD_NUMBER: _ClassVar[int]
+    HIDES_FIELD_NUMBER: _ClassVar[int]
     users: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, users: _Optional[_Iterable[str]] = ...) -> None: ...
+    hides: _containers.RepeatedCompositeFieldContainer[Hide]
+    def __init__(self, users: _Optional[_Iterable[str]] = ..., hides: _Optional[_Iterable[_Union[Hide, _Mapping]]] = ...) -> None: ...
 
 class Forward(_message.Message):
     __slots__ = ("user", "device", "frame", "whole")

@@ -10,6 +10,7 @@ Close codes (documented in docs/protocol.md):
     1009 frame too big (websockets) · 1013 node at its connection limit
     4001 replaced by the same device · 4002 signed out by the device limit
     4003 no login within auth_timeout · 4004 request flood · 4005 closed by an admin
+    4006 the password changed (tokens revoked)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ KICK_CLOSE_CODES: dict[int, int] = {
     pb.AUTH_TIMEOUT: 4003,
     pb.FLOOD: 4004,
     pb.ADMIN: 4005,
+    pb.CREDENTIALS_CHANGED: 4006,
     pb.SHUTDOWN: 1001,
 }
 #: "c<connection>/r<request id>" while a client request is served (log records carry it: timnode/logs.py)

@@ -19,8 +19,10 @@ Typing notices (:meth:`PresenceBook.typing`) are pushed to the recipient's onlin
 devices only, never stored, and expire on the client after ``TypingNotice.ttl_ms``.
 
 Across nodes (im/federation.py): :attr:`PresenceBook.remote` carries typing notices to the
-recipient's devices on other nodes, and :attr:`PresenceBook.changed` hooks are told after a
-``SetPresence`` so the new status, text and fields reach every node's watchers.
+recipient's devices on other nodes, :attr:`PresenceBook.changed` hooks are told after a
+``SetPresence`` so the new status, text and fields reach every node's watchers, and
+:attr:`PresenceBook.hidden` hooks after a block, so the blocker appears offline to the
+blocked user's sessions on every node (im/fed_routing.py, ``Invalidate.hides``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class PresenceBook:
         self.remote: RemotePush | None = None  # typing notices to other nodes (im/federation.py)
         #: called with the user after a SetPresence (im/federation.py replicates it)
         self.changed: list[Callable[[str], None]] = []
+        #: called with (user, blocked) after a block hid the user here (im/fed_routing.py: HIDE)
+        self.hidden: list[Callable[[str, str], None]] = []
 
     # ------------------------------------------------------------------ state
 
@@ -169,13 +173,17 @@ class PresenceBook:
             out.append(await self.view(user, session.user))
         return out
 
-    def hide_from(self, user: str, blocked: str) -> None:
-        """``user`` blocked ``blocked``: end their subscriptions and show ``user`` offline."""
+    def hide_from(self, user: str, blocked: str, *, everywhere: bool = True) -> None:
+        """``user`` blocked ``blocked``: end their subscriptions and show ``user`` offline (here,
+        and through :attr:`hidden` on the other nodes unless ``everywhere`` is False)."""
         push = Push(pb.ServerFrame(presence=pb.Presence(user=user)))
         for watcher in list(self._registry.watchers_of(user)):
             if watcher.user == blocked:
                 self._registry.unwatch(watcher, user)
                 watcher.sink.push(push)
+        if everywhere:
+            for hook in self.hidden:
+                hook(user, blocked)
 
     # ------------------------------------------------------------------ typing
 

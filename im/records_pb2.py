@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x12timnode.records.v1\"B\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\"9\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\"U\n\x08Relation\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05since\x18\x04 \x01(\x03\x12\x0f\n\x07\x62locked\x18\x05 \x01(\x08\"=\n\nReadMarker\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05up_to\x18\x02 \x01(\x04\x12\n\n\x02\x61t\x18\x03 \x01(\x03\"\x9f\x01\n\x0fPresenceSetting\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12?\n\x06\x66ields\x18\x03 \x03(\x0b\x32/.timnode.records.v1.PresenceSetting.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x05Group\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\x35\n\x06\x66ields\x18\x05 \x03(\x0b\x32%.timnode.records.v1.Group.FieldsEntry\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x13\n\x0bjoin_policy\x18\x07 \x01(\r\x12\x13\n\x0bmax_members\x18\x08 \x01(\r\x12\r\n\x05muted\x18\t \x01(\x08\x12\x11\n\tdissolved\x18\n \x01(\x08\x12\x12\n\ncreated_at\x18\x0b \x01(\x03\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa4\x01\n\x0fGroupMembership\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\r\x12\x0c\n\x04role\x18\x03 \x01(\r\x12\r\n\x05since\x18\x04 \x01(\x03\x12\x13\n\x0bmuted_until\x18\x05 \x01(\x03\x12\x10\n\x08join_seq\x18\x06 \x01(\x04\x12\x10\n\x08left_seq\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x0c\n\x04text\x18\t \x01(\t\"\x1a\n\tUserGroup\x12\r\n\x05group\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x12timnode.records.v1\"\\\n\x07\x41\x63\x63ount\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x03\x12\x18\n\x10token_generation\x18\x04 \x01(\r\"M\n\x05Token\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\x12\x12\n\ngeneration\x18\x04 \x01(\r\"3\n\nSendResult\x12\x12\n\nmessage_id\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"\x17\n\x06\x43ursor\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x04\"U\n\x08Relation\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05since\x18\x04 \x01(\x03\x12\x0f\n\x07\x62locked\x18\x05 \x01(\x08\"=\n\nReadMarker\x12\x14\n\x0c\x63onversation\x18\x01 \x01(\t\x12\r\n\x05up_to\x18\x02 \x01(\x04\x12\n\n\x02\x61t\x18\x03 \x01(\x03\"\x9f\x01\n\x0fPresenceSetting\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\x12?\n\x06\x66ields\x18\x03 \x03(\x0b\x32/.timnode.records.v1.PresenceSetting.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x02\n\x05Group\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x12\n\navatar_url\x18\x04 \x01(\t\x12\x35\n\x06\x66ields\x18\x05 \x03(\x0b\x32%.timnode.records.v1.Group.FieldsEntry\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x13\n\x0bjoin_policy\x18\x07 \x01(\r\x12\x13\n\x0bmax_members\x18\x08 \x01(\r\x12\r\n\x05muted\x18\t \x01(\x08\x12\x11\n\tdissolved\x18\n \x01(\x08\x12\x12\n\ncreated_at\x18\x0b \x01(\x03\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa4\x01\n\x0fGroupMembership\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\r\x12\x0c\n\x04role\x18\x03 \x01(\r\x12\r\n\x05since\x18\x04 \x01(\x03\x12\x13\n\x0bmuted_until\x18\x05 \x01(\x03\x12\x10\n\x08join_seq\x18\x06 \x01(\x04\x12\x10\n\x08left_seq\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x0c\n\x04text\x18\t \x01(\t\"\x1a\n\tUserGroup\x12\r\n\x05group\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,27 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GROUP_FIELDSENTRY']._loaded_options = None
   _globals['_GROUP_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_ACCOUNT']._serialized_start=37
-  _globals['_ACCOUNT']._serialized_end=103
-  _globals['_TOKEN']._serialized_start=105
-  _globals['_TOKEN']._serialized_end=162
-  _globals['_SENDRESULT']._serialized_start=164
-  _globals['_SENDRESULT']._serialized_end=215
-  _globals['_CURSOR']._serialized_start=217
-  _globals['_CURSOR']._serialized_end=240
-  _globals['_RELATION']._serialized_start=242
-  _globals['_RELATION']._serialized_end=327
-  _globals['_READMARKER']._serialized_start=329
-  _globals['_READMARKER']._serialized_end=390
-  _globals['_PRESENCESETTING']._serialized_start=393
-  _globals['_PRESENCESETTING']._serialized_end=552
-  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_start=507
-  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_end=552
-  _globals['_GROUP']._serialized_start=555
-  _globals['_GROUP']._serialized_end=839
-  _globals['_GROUP_FIELDSENTRY']._serialized_start=507
-  _globals['_GROUP_FIELDSENTRY']._serialized_end=552
-  _globals['_GROUPMEMBERSHIP']._serialized_start=842
-  _globals['_GROUPMEMBERSHIP']._serialized_end=1006
-  _globals['_USERGROUP']._serialized_start=1008
-  _globals['_USERGROUP']._serialized_end=1034
+  _globals['_ACCOUNT']._serialized_end=129
+  _globals['_TOKEN']._serialized_start=131
+  _globals['_TOKEN']._serialized_end=208
+  _globals['_SENDRESULT']._serialized_start=210
+  _globals['_SENDRESULT']._serialized_end=261
+  _globals['_CURSOR']._serialized_start=263
+  _globals['_CURSOR']._serialized_end=286
+  _globals['_RELATION']._serialized_start=288
+  _globals['_RELATION']._serialized_end=373
+  _globals['_READMARKER']._serialized_start=375
+  _globals['_READMARKER']._serialized_end=436
+  _globals['_PRESENCESETTING']._serialized_start=439
+  _globals['_PRESENCESETTING']._serialized_end=598
+  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_start=553
+  _globals['_PRESENCESETTING_FIELDSENTRY']._serialized_end=598
+  _globals['_GROUP']._serialized_start=601
+  _globals['_GROUP']._serialized_end=885
+  _globals['_GROUP_FIELDSENTRY']._serialized_start=553
+  _globals['_GROUP_FIELDSENTRY']._serialized_end=598
+  _globals['_GROUPMEMBERSHIP']._serialized_start=888
+  _globals['_GROUPMEMBERSHIP']._serialized_end=1052
+  _globals['_USERGROUP']._serialized_start=1054
+  _globals['_USERGROUP']._serialized_end=1080
 # @@protoc_insertion_point(module_scope)

@@ -7,24 +7,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Account(_message.Message):
-    __slots__ = ("user", "password_hash", "created_at")
+    __slots__ = ("user", "password_hash", "created_at", "token_generation")
     USER_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_HASH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_GENERATION_FIELD_NUMBER: _ClassVar[int]
     user: str
     password_hash: str
     created_at: int
-    def __init__(self, user: _Optional[str] = ..., password_hash: _Optional[str] = ..., created_at: _Optional[int] = ...) -> None: ...
+    token_generation: int
+    def __init__(self, user: _Optional[str] = ..., password_hash: _Optional[str] = ..., created_at: _Optional[int] = ..., token_generation: _Optional[int] = ...) -> None: ...
 
 class Token(_message.Message):
-    __slots__ = ("user", "device", "expires_at")
+    __slots__ = ("user", "device", "expires_at", "generation")
     USER_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     user: str
     device: str
     expires_at: int
-    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., expires_at: _Optional[int] = ...) -> None: ...
+    generation: int
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., expires_at: _Optional[int] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class SendResult(_message.Message):
     __slots__ = ("message_id", "timestamp")

@@ -24,7 +24,9 @@ from im.metrics import ImMetrics
 from im.sessions import Session, SessionRegistry, SessionSink
 from im.spaces import Spaces, SpacesOptions
 
-__all__ = ["Connection", "ImService", "NetworkPresence", "PresenceHook", "ServiceOptions", "SessionGuard"]
+__all__ = [
+    "Connection", "ImService", "NetworkPresence", "PresenceHook", "RemoteKick", "ServiceOptions", "SessionGuard",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ PresenceHook = Callable[[str, tuple[str, ...]], None]
 
 #: awaited before a login, register or resume opens a session; raises ImError to refuse it
 SessionGuard = Callable[[str, str], Awaitable[None]]
+
+#: ends every session of (user) on the other nodes with (reason, message); sessions ended
+RemoteKick = Callable[[str, int, str], Awaitable[int]]
 
 
 class NetworkPresence(Protocol):
@@ -117,11 +122,14 @@ class ImService:
             check_send=self.features.before_send, check_user=self.features.roster.check_send, options=spaces_options,
         )  # fmt: skip
         self._handlers.update(self.spaces.handlers())
+        self._handlers["change_password"] = self._change_password  # revokes tokens, kicks the other sessions
         self._anonymous = {"register", "login", "resume", "ping"}
         self.presence_hooks: list[PresenceHook] = []
         #: awaited with (user, device) before a session opens; raise ImError to refuse (admin blocks)
         self.session_guards: list[SessionGuard] = []
         self.network: NetworkPresence | None = None  # other nodes (im/federation.py)
+        #: :meth:`kick_everywhere` reaches the other nodes through these (im/federation.py)
+        self.remote_kicks: list[RemoteKick] = []
 
     def handler(self, op: str) -> Handler:
         """The handler of one ``ClientFrame`` op (KeyError if none)."""
@@ -257,6 +265,40 @@ class ImService:
             self._devices_changed(session.user)
         await self.messenger.flush_cursors()
 
+    async def _change_password(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
+        """A new password revokes every token issued before (im/accounts.py); this device gets a
+        fresh one in the answer and the user's other sessions, on every node, are kicked."""
+        session = conn.session
+        assert session is not None
+        req = frame.change_password
+        await self.features.profiles.change_password(session, req.old_password, req.new_password)
+        await self.accounts.revoke_token(session.token)
+        token, expires = await self.accounts.issue_token(session.user, session.device)
+        session.token = token
+        kicked = await self.kick_everywhere(
+            session.user, pb.CREDENTIALS_CHANGED, "signed out: the password was changed; log in again", keep=session
+        )
+        log.info("= password changed user=%s device=%s (kicked %d sessions)", session.user, session.device, kicked)
+        return pb.ServerFrame(
+            session=pb.Session(
+                user=session.user, device=session.device, token=token, token_expires_at=expires,
+                acked_cursor=session.acked, server_time=self._now_ms(), node=self.options.node_id,
+                store=self.options.durable,
+            )
+        )  # fmt: skip
+
+    async def kick_everywhere(self, user: str, reason: int, message: str, keep: Session | None = None) -> int:
+        """Kick every session of ``user`` but ``keep``, here and on the other nodes (KICK);
+        how many sessions were ended."""
+        count = 0
+        for session in list(self.registry.sessions_of(user)):
+            if session is not keep:
+                session.sink.kick(reason, message)
+                count += 1
+        for remote in self.remote_kicks:
+            count += await remote(user, reason, message)
+        return count
+
     # ------------------------------------------------------------------ messages
 
     async def _send(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
@@ -339,4 +381,5 @@ def _validate_device(device: str) -> None:
 _KICK_TEXT: dict[int, str] = {
     pb.REPLACED: "this device logged in again on another connection",
     pb.DEVICE_LIMIT_KICK: "signed out: a newer device logged in and the device limit was reached",
+    pb.CREDENTIALS_CHANGED: "signed out: the account's credentials changed; log in again",
 }

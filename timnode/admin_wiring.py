@@ -46,10 +46,14 @@ def build_admin(node: Node, keyring: Keyring) -> AdminApi:
     )
     service.session_guards.append(ops.guard_session)
 
-    async def remote_broadcast(template: pb.Message) -> int:  # to=all: users online on other nodes
-        return await node.federation.routing.broadcast(template) if node.federation is not None else 0
+    async def remote_broadcast(template: pb.Message, user: str) -> int:  # to=all / to=user on other nodes
+        return await node.federation.routing.broadcast(template, user) if node.federation is not None else 0
+
+    async def remote_kick(user: str, reason: int, message: str) -> int:  # admin block: every node
+        return await node.federation.kick_user(user, reason, message) if node.federation is not None else 0
 
     ops.remote_broadcasts.append(remote_broadcast)
+    ops.remote_kicks.append(remote_kick)
     sources = AdminSources(
         status=lambda: admin_status(node),
         peers=lambda: peers_doc(node),

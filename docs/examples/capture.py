@@ -438,7 +438,7 @@ async def features_node(url: str) -> tuple[Conn, Conn, Conn]:
 
     op("changePassword")
     change = {"oldPassword": "password-1", "newPassword": "a-much-longer-password"}
-    ok(await carol.request("changePassword", change), "ok")
+    ok(await carol.request("changePassword", change), "session")  # a fresh token; the old ones are revoked
 
     op("recall:expired")
     late = ok(await alice.request("send", {"to": "bob", "text": "typo", "clientMsgId": "c-105"}), "sent")

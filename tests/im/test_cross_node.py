@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import secrets
 import time
@@ -235,7 +236,64 @@ def test_no_store_mode(node_factory: Callable[..., NodeProcess]) -> None:
 def test_failover_kill9(node_factory: Callable[..., NodeProcess], tmp_path: pathlib.Path) -> None:
     """kill -9 the recipient's node, then the sender's, while messages flow; nothing acknowledged
     is lost, nothing reaches the application twice, order per sender holds."""
-    a, b, c = mesh(node_factory, 3, *store_args(tmp_path))
+    failover_kill9(mesh(node_factory, 3, *store_args(tmp_path)))
+
+
+def test_failover_kill9_postgres(node_factory: Callable[..., NodeProcess]) -> None:
+    """The same failover with the nodes sharing one PostgreSQL table (``TIMNODE_TEST_PG_DSN``;
+    skipped with a printed reason when unreachable, failed under ``CI``: tests/store conventions)."""
+    dsn = pg_dsn_or_skip()
+    table = f"t_{secrets.token_hex(8)}"
+    try:
+        failover_kill9(mesh(node_factory, 3, "--store", with_table(dsn, table), "--data-key", secrets.token_hex(32)))
+    finally:
+        asyncio.run(drop_pg_table(dsn, table))
+
+
+PG_DSN = os.environ.get("TIMNODE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def with_table(dsn: str, table: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
+
+
+def pg_dsn_or_skip() -> str:
+    """``PG_DSN`` when a server answers there; else skip (printing why), or fail when ``CI`` is set."""
+    import asyncpg
+
+    from store.postgres import split_table
+
+    async def probe() -> str | None:
+        try:
+            conn = await asyncpg.connect(split_table(PG_DSN)[0], timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            return f"PostgreSQL at {PG_DSN} unreachable: {exc!r}"
+        await conn.close()
+        return None
+
+    reason = asyncio.run(probe())
+    if reason is None:
+        return PG_DSN
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    print(reason)
+    pytest.skip(reason)
+
+
+async def drop_pg_table(dsn: str, table: str) -> None:
+    import asyncpg
+
+    from store.postgres import split_table
+
+    conn = await asyncpg.connect(split_table(dsn)[0], timeout=5)
+    try:
+        await conn.execute(f'DROP TABLE IF EXISTS "{table}", "{table}_meta"')
+    finally:
+        await conn.close()
+
+
+def failover_kill9(nodes: list[NodeProcess]) -> None:
+    a, b, c = nodes
 
     async def main() -> None:
         sender = await client([a.url, b.url, c.url], "lena", "l1", backoff=(0.05, 0.5)).__aenter__()
