@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from dht import dht_pb2
 from dht.ids import presence_key
 from dht.messages import PeerInfo
 from dht.node import BootstrapCompleted, DhtConfig, DhtEvent, DhtProtocol, GetCompleted, PutCompleted
@@ -41,6 +42,7 @@ from dht.status import describe_status, describe_table
 from node.errors import P2PError, RequestFailed, RequestTimeout
 from node.identity import Identity, PeerId
 from node.manager import LinkDown, LinkEvent, LinkManager, LinkUp
+from node.metrics import MetricSet
 
 __all__ = ["PROTOCOL", "DhtService"]
 
@@ -48,6 +50,35 @@ PROTOCOL = "/timnode/kad/1"
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=DhtEvent)
+
+
+_QUERY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def _kind(data: bytes) -> str:
+    """The DHT message kind (ping, find_node, get, put...) for metric labels."""
+    try:
+        return dht_pb2.DhtMessage.FromString(data).WhichOneof("body") or "unknown"
+    except Exception:  # noqa: BLE001 - DecodeError: the core drops and counts it
+        return "undecodable"
+
+
+class _DhtMetrics:
+    """``timnode_dht_queries_total{type,result}``, ``timnode_dht_query_duration_seconds{type}``,
+    ``timnode_dht_requests_served_total{type}``."""
+
+    def __init__(self, metrics: MetricSet) -> None:
+        self._queries = metrics.counter(
+            "timnode_dht_queries_total", "DHT requests this node sent, by type and result", ["type", "result"]
+        )
+        self._seconds = metrics.histogram(
+            "timnode_dht_query_duration_seconds", "DHT request round trips", _QUERY_BUCKETS, ["type"]
+        )
+        self.served = metrics.counter("timnode_dht_requests_served_total", "DHT requests answered", ["type"])
+
+    def done(self, kind: str, result: str, seconds: float) -> None:
+        self._queries(kind, result).inc()
+        self._seconds(kind).observe(seconds)
 
 
 class DhtService:
@@ -60,8 +91,10 @@ class DhtService:
         config: DhtConfig | None = None,
         *,
         rng: random.Random | None = None,
+        metrics: MetricSet | None = None,
     ) -> None:
         self.links = links
+        self._metrics = _DhtMetrics(metrics or MetricSet())
         self.proto = DhtProtocol(identity, config=config, rng=rng or random.Random(), addrs=links.listen_addrs)
         self.running = False
         self.bootstrapped = False  # a join found at least one DHT server
@@ -251,18 +284,23 @@ class DhtService:
 
     def _serve(self, peer: PeerId, body: bytes) -> bytes | None:
         """``/timnode/kad/1`` handler: the core answers synchronously (see the module docstring)."""
+        self._metrics.served(_kind(body)).inc()
         self.proto.receive_message(peer.bytes, body, self.now())
         return self._pump(reply_to=peer.bytes)
 
     async def _request(self, cmd: SendRequest) -> None:
+        kind, started = _kind(cmd.data), time.perf_counter()
         try:
             peer = PeerId(cmd.peer)
             if not self.links.is_linked(peer) and not await self._dial(cmd.peer):
                 raise P2PError("no address reachable")
             reply = await self.links.request(peer, PROTOCOL, cmd.data, max(0.01, cmd.deadline - self.now()))
+            self._metrics.done(kind, "ok", time.perf_counter() - started)
         except RequestTimeout:
+            self._metrics.done(kind, "timeout", time.perf_counter() - started)
             return  # the core's deadline (the same instant) counts it as a timeout
         except (P2PError, OSError) as exc:
+            self._metrics.done(kind, "failed", time.perf_counter() - started)
             if self.running:
                 if not isinstance(exc, RequestFailed):
                     log.debug("> %s failed: %s", cmd.peer.hex()[-8:], exc)

@@ -51,6 +51,7 @@ from node import netkey
 from node.identity import Identity
 from node.link import SUBPROTOCOL as PEER_SUBPROTOCOL
 from node.manager import LinkManager, ManagerConfig
+from node.metrics import MetricSet
 from node.peerstore import format_addr, split_host_port
 from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
@@ -125,7 +126,7 @@ class Node:
         self.node_id = str(identity.peer_id)
         self.links = self._build_links(identity, netkey.resolve_network_key(self.config.network_key or None))
         self.metrics_registry.register(self.links.metrics)
-        self.dht = build_dht(self.config, self.links, identity)
+        self.dht = build_dht(self.config, self.links, identity, MetricSet(self.metrics_registry))
         keyring = self._keyring()
         url = self.config.resolved_store_url()
         if not self.config.no_store:  # <data-dir>/shards.json makes the store sharded

@@ -28,6 +28,7 @@ from nat.service import NatService
 from node.errors import DecodeError, P2PError
 from node.identity import Identity, PeerId
 from node.manager import LinkManager
+from node.metrics import MetricSet
 from node.server import HttpReply, PortServer, json_reply
 from timnode.config import NodeConfig
 
@@ -36,11 +37,13 @@ __all__ = ["PresencePublisher", "add_dht_routes", "build_dht", "wire_nat"]
 log = logging.getLogger(__name__)
 
 
-def build_dht(config: NodeConfig, links: LinkManager, identity: Identity) -> DhtService:
+def build_dht(
+    config: NodeConfig, links: LinkManager, identity: Identity, metrics: MetricSet | None = None
+) -> DhtService:
     """``--dht-mode`` auto|server -> server, client -> client; ``wire_nat`` makes auto follow reachability."""
     ttl = config.presence_ttl
     dht_config = DhtConfig(server=config.dht_mode != "client", record_ttl=ttl, republish_interval=ttl / 2)
-    return DhtService(links, identity, dht_config)
+    return DhtService(links, identity, dht_config, metrics=metrics)
 
 
 def wire_nat(config: NodeConfig, dht: DhtService, nat: NatService) -> None:

@@ -97,6 +97,12 @@ def test_modes_and_status_routes(net: list[NodeProcess]) -> None:
         if node is not net[5]:
             found = get(node, f"/dht/peer?id={target}&fresh=1")
             assert found["found"] and found["addrs"] == [net[5].url]
+    # DHT queries and their latency are on /metrics (issue 10)
+    with urllib.request.urlopen(net[1].http_url + "/metrics", timeout=10) as reply:
+        metrics = reply.read().decode()
+    assert 'timnode_dht_queries_total{result="ok",type="find_node"}' in metrics
+    assert 'timnode_dht_query_duration_seconds_count{type="find_node"}' in metrics
+    assert 'timnode_dht_requests_served_total{type="find_node"}' in metrics
 
 
 async def test_presence_found_everywhere_then_withdrawn_on_logout(net: list[NodeProcess]) -> None:
