@@ -182,7 +182,8 @@ class Groups:
         self.router: GroupRouter = router or LocalGroupRouter(registry)
         self._cache: OrderedDict[str, GroupState] = OrderedDict()
         self._loading: dict[str, asyncio.Future[GroupState | None]] = {}
-        self._sent: OrderedDict[tuple[str, str, str], pb.Sent] = OrderedDict()
+        # (user, group, cmid) -> (id, timestamp, seq): ints, untracked by the garbage collector
+        self._sent: OrderedDict[tuple[str, str, str], tuple[int, int, int]] = OrderedDict()
         self.stats = {"messages": 0, "notices": 0, "pushed": 0, "write_failures": 0}
         #: False for groups whose sequence owner is another node: never cached here (im/federation.py)
         self.owned: Callable[[str], bool] = lambda group: True
@@ -796,7 +797,7 @@ class Groups:
         if req.client_msg_id:
             done = self._sent.get(key)
             if done is not None:
-                return pb.Sent(message_id=done.message_id, timestamp=done.timestamp, seq=done.seq, duplicate=True)
+                return pb.Sent(message_id=done[0], timestamp=done[1], seq=done[2], duplicate=True)
         state.next_seq += 1
         message = pb.Message(
             type=req.type or 1, group=req.group, seq=state.next_seq, id=self._ids.next_id(now), timestamp=now,
@@ -828,7 +829,7 @@ class Groups:
         self.stats["messages"] += 1
         sent = pb.Sent(message_id=message.id, timestamp=now, seq=message.seq)
         if req.client_msg_id:
-            self._sent[key] = sent
+            self._sent[key] = (sent.message_id, sent.timestamp, sent.seq)
             if len(self._sent) > _RECENT_SENDS:
                 self._sent.popitem(last=False)
         return sent

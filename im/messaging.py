@@ -94,7 +94,10 @@ class Messenger:
         self._limits = limits
         self._metrics = metrics
         self._kind_counters = {kind: metrics.messages_total(kind) for kind in ("normal", "custom", "duplicate")}
-        self._sent = _Bounded(_RECENT)  # (user, cmid) -> pb.Sent
+        # (user, cmid) -> (message id, timestamp): ints, not pb.Sent objects, so that the garbage
+        # collector does not traverse 200k messages in every full collection (measured: gen2
+        # pauses of 30-180 ms under load with pb.Sent values)
+        self._sent = _Bounded(_RECENT)
         self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
         self._parties = _Bounded(_RECENT)  # message id -> (from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
@@ -129,8 +132,8 @@ class Messenger:
             return await self._send_new(session, req)
         key = (session.user, cmid)
         done = self._sent.get(key)
-        if isinstance(done, pb.Sent):
-            return self._duplicate(done)
+        if isinstance(done, tuple):
+            return self._duplicate(pb.Sent(message_id=done[0], timestamp=done[1]))
         pending = self._inflight.get(key)
         if pending is not None:
             return self._duplicate(await asyncio.shield(pending))
@@ -146,7 +149,7 @@ class Messenger:
             del self._inflight[key]
         if not future.done():
             future.set_result(sent)
-        self._sent.remember(key, sent)
+        self._sent.remember(key, (sent.message_id, sent.timestamp))
         return sent
 
     def _duplicate(self, sent: pb.Sent) -> pb.Sent:

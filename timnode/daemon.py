@@ -12,6 +12,7 @@ are flushed, the store closes, node.json is removed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -150,6 +151,7 @@ class Node:
         await self._start_links()
         await self.dht.start()
         self._flusher = asyncio.create_task(self._flush_loop())
+        gc.freeze()  # start-up objects (modules, classes, config) leave the collector's generations
         self._write_ready_file()
         if self.config.no_store:
             log.warning("no-store mode: messages go to online devices only; accounts live in memory")
