@@ -151,6 +151,30 @@ class Testbed:
         self.hosts.append(host)
         return host
 
+    def netem(self, delay_ms: float = 0.0, loss_pct: float = 0.0) -> str:
+        """``tc netem`` delay/loss on every router's WAN interface and every public host's ``eth0``.
+
+        Returns what was applied, or why nothing was (``tc`` missing: a note, not an error).
+        Egress only, so a packet between two shaped hosts sees the delay and loss twice.
+        """
+        if shutil.which("tc") is None:
+            return "skipped: tc not installed (apt-get install iproute2)"
+        spec = ["delay", f"{delay_ms:g}ms"] if delay_ms else []
+        spec += ["loss", f"{loss_pct:g}%"] if loss_pct else []
+        if not spec:
+            return "none"
+        done: list[tuple[str, str]] = []
+        for host in self.hosts:
+            ns, dev = (host.router_ns, "wan") if host.router_ns else (host.ns, "eth0")
+            try:
+                _run("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "netem", *spec)
+            except TestbedError as exc:  # e.g. no sch_netem in this kernel: run unshaped, say so
+                for ns_done, dev_done in done:
+                    _run("ip", "netns", "exec", ns_done, "tc", "qdisc", "del", "dev", dev_done, "root", check=False)
+                return f"skipped: netem unavailable ({str(exc).rsplit(':', 1)[-1].strip()})"
+            done.append((ns, dev))
+        return " ".join(spec) + f" on {len(self.hosts)} WAN interfaces (egress)"
+
     def close(self) -> None:
         for ns in reversed(self.namespaces):
             _kill_namespace(ns)

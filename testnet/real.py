@@ -37,10 +37,18 @@ from typing import Any
 from testnet.netns import Host, Testbed
 from testnet.process import NodeProcess
 
-__all__ = ["expected_transport", "format_matrix", "run_real"]
+__all__ = ["KIND", "expected_transport", "format_matrix", "link_class", "run_real"]
 
 PORT = 7400
 SHORT = {"full-cone": "full", "address-restricted": "addr", "port-restricted": "port", "symmetric": "sym"}
+# The issue's names in the JSON document (``pairs[].a/b``): "restricted" is the address-restricted cone.
+KIND = {"public": "public", "full-cone": "full-cone", "address-restricted": "restricted",
+        "port-restricted": "port-restricted", "symmetric": "symmetric"}  # fmt: skip
+
+
+def link_class(transport: str) -> str:
+    """``direct`` (rtc, ws), ``relay`` or ``failed`` (no link)."""
+    return "direct" if transport in ("rtc", "ws") else "relay" if transport == "relay" else "failed"
 
 
 def expected_transport(a: str, b: str) -> str:
@@ -79,11 +87,17 @@ def run_real(
     extra_args: Sequence[str] = (),
     exchange: bool = True,
     message_timeout: float = 20.0,
+    delay_ms: float = 0.0,
+    loss_pct: float = 0.0,
     log: Callable[[str], None] = lambda text: None,
 ) -> dict[str, Any]:
     """Build, run, measure, exchange messages, tear down.
 
-    Returns ``{"nodes": [...], "pairs": [...], "delivered": {...}, "ok": bool, ...}``.
+    ``delay_ms`` / ``loss_pct``: ``tc netem`` on every router's WAN interface (and the public
+    hosts' interface), skipped with a note when ``tc`` is missing.
+
+    Returns ``{"nodes": [...], "pairs": [{"a": KIND, "b": KIND, "link": "direct"|"relay"|"failed",
+    "seconds": S, ...}], "sent": N, "delivered": N, "delivered_ms": {...}, "ok": bool, ...}``.
     """
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="timnode-testnet-")
@@ -94,14 +108,19 @@ def run_real(
             counts[kind] = counts.get(kind, 0) + 1
             hosts.append(bed.add_nat(f"{SHORT.get(kind, kind)}{counts[kind]}", kind))
         log(f"test bed {bed.tag}: " + ", ".join(f"{h.name} ({h.nat}, {h.ip})" for h in hosts))
+        netem = bed.netem(delay_ms, loss_pct) if (delay_ms or loss_pct) else None
+        if netem:
+            log(f"netem: {netem}")
         nodes = _start_nodes(hosts, workdir, extra_args)
         try:
             ids = {h.name: str(n.info["peer_id"]) for h, n in zip(hosts, nodes, strict=True)}
-            docs = _wait(hosts, ids, timeout, log)
+            linked_at: dict[tuple[str, str], dict[str, float]] = {}
+            docs = _wait(hosts, ids, timeout, log, linked_at)
             log(f"links settled after {time.monotonic() - started:.1f} s")
             delivered = exchange_messages(hosts, workdir, message_timeout, log) if exchange else None
             health = {h.name: _healthz(h) for h in hosts}
-            result = _report(hosts, ids, docs, health, delivered)
+            result = _report(hosts, ids, docs, health, delivered, linked_at)
+            result["netem"] = netem
         finally:
             for node in nodes:
                 try:
@@ -126,11 +145,25 @@ def _start_nodes(hosts: list[Host], workdir: str, extra_args: Sequence[str]) -> 
     return nodes
 
 
-def _wait(hosts: list[Host], ids: dict[str, str], timeout: float, log: Callable[[str], None]) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def _wait(
+    hosts: list[Host],
+    ids: dict[str, str],
+    timeout: float,
+    log: Callable[[str], None],
+    linked_at: dict[tuple[str, str], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Poll ``/peers`` until settled; ``linked_at[a, b][link class]``: seconds when first seen."""
+    start = time.monotonic()
+    deadline = start + timeout
     docs: dict[str, Any] = {}
     while True:
         docs = {h.name: _peers_doc(h) for h in hosts}
+        if linked_at is not None:
+            now = time.monotonic() - start
+            for a, b in itertools.combinations(hosts, 2):
+                link = _link(docs[a.name], ids[b.name])
+                if link is not None:
+                    linked_at.setdefault((a.name, b.name), {}).setdefault(link_class(link["transport"]), now)
         settled = all(_settled(a, b, ids, docs) for a, b in itertools.combinations(hosts, 2))
         if settled or time.monotonic() > deadline:
             return docs
@@ -240,8 +273,10 @@ def _report(
     docs: dict[str, Any],
     health: dict[str, Any] | None = None,
     delivered: dict[str, dict[str, float | str]] | None = None,
+    linked_at: dict[tuple[str, str], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     health = health or {}
+    linked_at = linked_at or {}
     pairs = []
     for a, b in itertools.combinations(hosts, 2):
         link_a = _link(docs[a.name], ids[b.name])
@@ -250,10 +285,16 @@ def _report(
         records = [docs[x.name].get("punches", {}).get(ids[y.name]) for x, y in ((a, b), (b, a))]
         records = [r for r in records if r]
         punch = next((r for r in records if r.get("state") != "answering"), records[0] if records else None)
+        link = link_class(got)
+        seconds = linked_at.get((a.name, b.name), {}).get(link)
         pairs.append(
             {
-                "a": a.name,
-                "b": b.name,
+                "a": KIND[a.nat],
+                "b": KIND[b.nat],
+                "link": link,
+                "seconds": None if seconds is None else round(seconds, 2),
+                "node_a": a.name,
+                "node_b": b.name,
                 "nat_a": a.nat,
                 "nat_b": b.nat,
                 "transport": got,
@@ -284,8 +325,10 @@ def _report(
     all_delivered = delivered is None or all(
         isinstance(ms, (int, float)) for row in delivered.values() for ms in row.values()
     )
-    return {"nodes": nodes, "pairs": pairs, "delivered": delivered, "linked_ok": linked_ok,
-            "all_delivered": all_delivered, "ok": linked_ok and all_delivered}  # fmt: skip
+    cells = [v for row in (delivered or {}).values() for v in row.values()]
+    return {"nodes": nodes, "pairs": pairs, "sent": len(cells),
+            "delivered": sum(1 for v in cells if isinstance(v, (int, float))), "delivered_ms": delivered,
+            "linked_ok": linked_ok, "all_delivered": all_delivered, "ok": linked_ok and all_delivered}  # fmt: skip
 
 
 def format_matrix(result: dict[str, Any]) -> str:
@@ -294,12 +337,12 @@ def format_matrix(result: dict[str, Any]) -> str:
     cell: dict[tuple[str, str], str] = {}
     for p in result["pairs"]:
         text = p["transport"] if p["transport"] == p["expected"] else f"{p['transport']}*{p['expected']}"
-        cell[p["a"], p["b"]] = cell[p["b"], p["a"]] = text
+        cell[p["node_a"], p["node_b"]] = cell[p["node_b"], p["node_a"]] = text
     width = max(12, *(len(n) for n in names)) + 1
     lines = ["".ljust(8) + "".join(n.ljust(width) for n in names)]
     for a in names:
         lines.append(a.ljust(8) + "".join((cell.get((a, b), "-")).ljust(width) for b in names))
-    delivered = result.get("delivered")
+    delivered = result.get("delivered_ms")
     if delivered is not None:
         lines.append("")
         lines.append("delivered (row sends to column: ms from the sending node's timestamp to arrival; x: lost)")

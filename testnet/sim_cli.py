@@ -1,6 +1,7 @@
-"""``python -m testnet --sim``: the seeded in-process DHT simulation (``testnet.sim.run_scenario``).
+"""``python -m testnet --sim-dht``: the seeded in-process DHT simulation (``testnet.sim.run_scenario``).
 
-    python -m testnet --sim [--nodes N] [--seed S] [--churn F] [--loss F] [--puts N] [--gets N] [--json]
+    python -m testnet --sim-dht [--nodes N] [--seed S] [--churn F] [--dht-loss F] [--puts N] [--gets N] [--json]
+    python -m testnet.sim_cli [--nodes N] [--seed S] [--churn F] [--loss F] [--puts N] [--gets N] [--json]
 
 Prints a table of the phases (join, put, get, churn, get after churn) and then the JSON
 document (only the JSON with ``--json``). Everything but ``timings`` is a function of the
@@ -20,19 +21,19 @@ from testnet.sim import run_scenario
 __all__ = ["add_sim_flags", "format_table", "main", "run_sim"]
 
 
-def add_sim_flags(parser: argparse.ArgumentParser) -> None:
-    """The simulation's flags (``--sim`` itself is the caller's)."""
+def add_sim_flags(parser: argparse.ArgumentParser, loss_flag: str = "--loss") -> None:
+    """The simulation's flags (``--sim`` itself is the caller's); ``python -m testnet`` spells loss ``--dht-loss``."""
     parser.add_argument("--nodes", type=int, default=200, help="--sim: number of simulated nodes")
     parser.add_argument("--seed", type=int, default=1, help="--sim: random seed (replays the run)")
     parser.add_argument("--churn", type=float, default=0.3, help="--sim: fraction of nodes that crash and are replaced")
-    parser.add_argument("--loss", type=float, default=0.01, help="--sim: fraction of messages lost")
+    parser.add_argument(loss_flag, dest="dht_loss", type=float, default=0.01, help="DHT sim: fraction of messages lost")
     parser.add_argument("--puts", type=int, default=200, help="--sim: users published")
     parser.add_argument("--gets", type=int, default=1000, help="--sim: lookups per get phase")
 
 
 def run_sim(args: argparse.Namespace) -> int:
     result = run_scenario(
-        nodes=args.nodes, seed=args.seed, churn=args.churn, loss=args.loss, puts=args.puts, gets=args.gets
+        nodes=args.nodes, seed=args.seed, churn=args.churn, loss=args.dht_loss, puts=args.puts, gets=args.gets
     )
     if not getattr(args, "json", False):
         sys.stdout.write(format_table(result) + "\n\n")
@@ -68,8 +69,8 @@ def _get_line(get: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testnet --sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--sim", action="store_true", help="(accepted for symmetry with python -m testnet)")
+    parser = argparse.ArgumentParser(prog="python -m testnet.sim_cli", description=__doc__.splitlines()[0])
+    parser.add_argument("--sim", "--sim-dht", action="store_true", help="(accepted: python -m testnet's flag)")
     parser.add_argument("--json", action="store_true", help="print only the JSON document")
     add_sim_flags(parser)
     return run_sim(parser.parse_args(argv))

@@ -38,7 +38,7 @@ def result() -> Any:
 
 def _pair(result: Any, a: str, b: str) -> dict[str, Any]:
     for p in result["pairs"]:
-        if {p["a"], p["b"]} == {a, b}:
+        if {p["node_a"], p["node_b"]} == {a, b}:
             return dict(p)
     raise AssertionError(f"no pair {a} {b}")
 
@@ -63,7 +63,8 @@ def test_dht_mode_follows_reachability(result: Any) -> None:
 
 
 def test_every_user_reaches_every_other_node(result: Any) -> None:
-    delivered = result["delivered"]
+    delivered = result["delivered_ms"]
+    assert result["sent"] == result["delivered"] == 30
     lost = [f"{a}->{b}: {v}" for a, row in delivered.items() for b, v in row.items() if not isinstance(v, float)]
     assert not lost, lost
     assert sum(len(row) for row in delivered.values()) == 6 * 5
@@ -88,6 +89,11 @@ def test_symmetric_pairs_stay_relayed(result: Any, a: str, b: str) -> None:
 
 def test_everything_as_rfc4787_predicts_and_cleaned_up(result: Any) -> None:
     assert result["ok"], result["pairs"]
+    for pair in result["pairs"]:  # the JSON contract
+        assert pair["a"] in ("public", "port-restricted", "symmetric") and pair["b"] in ("public", "port-restricted",
+                                                                                          "symmetric")  # fmt: skip
+        assert pair["link"] == ("relay" if pair["expected"] == "relay" else "direct"), pair
+        assert isinstance(pair["seconds"], float), pair
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert PREFIX not in names or all(not line.startswith(PREFIX) for line in names.splitlines())
 
