@@ -11,9 +11,14 @@ so the relay forwards only Noise ciphertext it cannot read or forge, and the res
 Control requests (JSON): ``{"op": "reserve"}``, ``{"op": "list"}`` -> ``{"peers": [...]}``,
 ``{"op": "connect", "target": PEERID, "circuit": HEX16}``, and relay -> target
 ``{"op": "incoming", "from": PEERID, "circuit": HEX16}``. Data messages (binary):
-``<circuit id: 8 bytes> <kind: 0 data | 1 close> <payload>``. Order is kept by one pump task
-per circuit direction at the relay. Limits: ``max_circuits`` per relay, ``max_queued`` messages
-per direction (a circuit that falls that far behind is closed).
+``<circuit id: 8 bytes> <kind: 0 data | 1 close> <payload>`` (a close's payload: the reason, UTF-8,
+may be empty). Order is kept by one pump task per circuit direction at the relay. Limits:
+``max_circuits`` per relay, ``max_queued`` messages per direction (a circuit that falls that far
+behind is closed), and per circuit ``max_circuit_bytes`` relayed (both directions, default
+128 MiB) and ``max_circuit_seconds`` (default 30 min); 0 disables a limit. A circuit over a
+limit is closed at the relay with a logged reason sent to both ends (``"limit: bytes"``,
+``"limit: duration"``); an endpoint learns it through ``on_closed(circuit, reason)`` (the NAT
+service then retries a direct link at once) and in ``Circuit.close_reason``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Circuit:
         self.closed = False
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.bytes_sent = 0
+        self.close_reason = ""
 
     async def send(self, message: bytes) -> None:
         if self.closed:
@@ -121,9 +127,15 @@ class _RelayedCircuit:
     b: PeerId
     pumps: dict[PeerId, _Pump] = field(default_factory=dict)  # keyed by the *source* peer
     forwarded: int = 0
+    received: int = 0  # payload bytes accepted for forwarding, both directions (the byte limit)
+    expiry: asyncio.TimerHandle | None = None
 
 
 OnCircuit = Callable[[Circuit, str], Awaitable[None]]  # (circuit, "inbound" | "outbound")
+OnClosed = Callable[[Circuit, str], None]  # (circuit, reason) when the relay closed it with a reason
+
+MAX_CIRCUIT_BYTES = 128 * 1024 * 1024
+MAX_CIRCUIT_SECONDS = 30 * 60.0
 
 
 class RelayService:
@@ -137,12 +149,19 @@ class RelayService:
         allow_relaying: Callable[[], bool] = lambda: True,
         max_circuits: int = 256,
         max_queued: int = 4096,
+        max_circuit_bytes: int = MAX_CIRCUIT_BYTES,
+        max_circuit_seconds: float = MAX_CIRCUIT_SECONDS,
+        on_closed: OnClosed | None = None,
     ) -> None:
         self.links = links
         self.on_circuit = on_circuit
         self.allow_relaying = allow_relaying
         self.max_circuits = max_circuits
         self.max_queued = max_queued
+        self.max_circuit_bytes = max_circuit_bytes
+        self.max_circuit_seconds = max_circuit_seconds
+        self.on_closed = on_closed
+        self.limited: dict[str, int] = {"bytes": 0, "duration": 0}  # circuits we closed at a limit (relay role)
         self.reservations: set[PeerId] = set()  # peers that reserved us (relay role)
         self.relays: set[PeerId] = set()  # relays we reserved (endpoint role)
         self.relayed: dict[bytes, _RelayedCircuit] = {}
@@ -165,6 +184,8 @@ class RelayService:
             "relays": sorted(str(p) for p in self.relays),
             "reserved_by": sorted(str(p) for p in self.reservations),
             "relayed_circuits": len(self.relayed),
+            "relay_limits": {"bytes": self.max_circuit_bytes, "seconds": self.max_circuit_seconds},
+            "circuits_closed_at_limit": dict(self.limited),
         }
 
     # -- endpoint role -------------------------------------------------------------------------------
@@ -253,6 +274,10 @@ class RelayService:
             pump.task = asyncio.ensure_future(self._pump(cid, pump))
             relayed.pumps[src] = pump
         self.relayed[cid] = relayed
+        if self.max_circuit_seconds > 0:
+            relayed.expiry = asyncio.get_running_loop().call_later(
+                self.max_circuit_seconds, self._limit, cid, "duration", f"{self.max_circuit_seconds:g} s"
+            )
         body = json.dumps({"op": "incoming", "from": str(source), "circuit": cid.hex()}).encode()
         try:
             reply = json.loads(await self.links.request(target, RELAY_PROTOCOL, body, timeout=5))
@@ -285,6 +310,10 @@ class RelayService:
         relayed = self.relayed.get(cid)
         if relayed is not None and peer in relayed.pumps:
             pump = relayed.pumps[peer]
+            relayed.received += len(payload)
+            if 0 < self.max_circuit_bytes < relayed.received:
+                self._limit(cid, "bytes", f"{relayed.received} > {self.max_circuit_bytes} bytes")
+                return
             if pump.queue.qsize() >= self.max_queued:
                 log.info("circuit %s falls behind: closed", cid.hex())
                 self._drop(cid, notify=True)
@@ -304,8 +333,21 @@ class RelayService:
                 return
             circuit.feed(payload)
         else:
+            circuit.close_reason = payload[:200].decode("utf-8", "replace")
             circuit.feed_close()
             self.circuits.pop(cid, None)
+            if circuit.close_reason and self.on_closed is not None:
+                self.on_closed(circuit, circuit.close_reason)
+
+    def _limit(self, cid: bytes, which: str, detail: str) -> None:
+        """Close relayed circuit ``cid`` at a limit: log it, tell both ends why."""
+        relayed = self.relayed.get(cid)
+        if relayed is None:
+            return
+        self.limited[which] += 1
+        log.info("circuit %s (%s <-> %s) closed at the relay: %s limit (%s)", cid.hex(), relayed.a.short(),
+                 relayed.b.short(), which, detail)  # fmt: skip
+        self._drop(cid, notify=True, reason=f"limit: {which}")
 
     async def _pump(self, cid: bytes, pump: _Pump) -> None:
         while True:
@@ -322,21 +364,23 @@ class RelayService:
                 self._drop(cid)
                 return
 
-    def _drop(self, cid: bytes, notify: bool = False) -> None:
+    def _drop(self, cid: bytes, notify: bool = False, reason: str = "") -> None:
         relayed = self.relayed.pop(cid, None)
         if relayed is None:
             return
+        if relayed.expiry is not None:
+            relayed.expiry.cancel()
         current = asyncio.current_task()
         for src, pump in relayed.pumps.items():
             if pump.task is not None and pump.task is not current:
                 pump.task.cancel()
             if notify and self.links.is_linked(pump.dest):
-                asyncio.ensure_future(self._notify_close(pump.dest, cid))
+                asyncio.ensure_future(self._notify_close(pump.dest, cid, reason))
             del src
 
-    async def _notify_close(self, peer: PeerId, cid: bytes) -> None:
+    async def _notify_close(self, peer: PeerId, cid: bytes, reason: str = "") -> None:
         with contextlib.suppress(P2PError):
-            await self.links.send(peer, RELAY_DATA, cid + bytes([CLOSE]))
+            await self.links.send(peer, RELAY_DATA, cid + bytes([CLOSE]) + reason.encode())
 
     def _on_link_event(self, event: LinkEvent) -> None:
         if not isinstance(event, LinkDown):

@@ -35,7 +35,7 @@ from nat.autonat import (
     NatDecodeError,
     Reachability,
 )
-from nat.relay import Circuit, RelayService
+from nat.relay import MAX_CIRCUIT_BYTES, MAX_CIRCUIT_SECONDS, Circuit, RelayService
 from nat.rtc import SIGNAL_PROTOCOL, RtcStream, accept_answer, answer_offer, make_offer
 from nat.stun import Address
 from nat.stun_server import StunEndpoint, start_stun_endpoint
@@ -61,6 +61,8 @@ class NatConfig:
     punch_retry: float = 30.0
     relay_interval: float = 2.0  # look for peers behind our relays
     max_relays: int = 0  # relays to reserve at most (0: every outbound-linked public peer)
+    relay_max_bytes: int = MAX_CIRCUIT_BYTES  # per relayed circuit, both directions (0: no limit)
+    relay_max_seconds: float = MAX_CIRCUIT_SECONDS  # per relayed circuit (0: no limit)
 
 
 class NatService:
@@ -70,7 +72,14 @@ class NatService:
         self.stun: StunEndpoint | None = None
         self.reachability = Reachability()
         self.mapping = MappingObservations()
-        self.relay = RelayService(links, self._on_circuit, allow_relaying=lambda: self.status_now() != autonat.PRIVATE)
+        self.relay = RelayService(
+            links,
+            self._on_circuit,
+            allow_relaying=lambda: self.status_now() != autonat.PRIVATE,
+            max_circuit_bytes=self.config.relay_max_bytes,
+            max_circuit_seconds=self.config.relay_max_seconds,
+            on_closed=self._on_circuit_closed,
+        )
         self.punches: dict[PeerId, dict[str, Any]] = {}
         self._subscribers: list[Callable[[str], None]] = []
         self._relay_subscribers: list[Callable[[tuple[PeerId, ...]], None]] = []
@@ -334,6 +343,12 @@ class NatService:
         if not self.links.adopt(link, direction, transport):
             raise P2PError(link.close_reason or "link not kept")
         return link
+
+    def _on_circuit_closed(self, circuit: Circuit, reason: str) -> None:
+        """The relay closed our circuit (a limit): the relay loop re-links, and the punch is due at once."""
+        self._next_punch.pop(circuit.remote, None)
+        log.info("relay %s closed the circuit to %s (%s): direct link retried on the next relay link",
+                 circuit.relay.short(), circuit.remote.short(), reason)  # fmt: skip
 
     def _maybe_punch(self) -> None:
         now = _now()

@@ -48,6 +48,12 @@ class NodeConfig:
     max_relays: int = field(
         default=0, metadata={"help": "relays a private node reserves at most (0: every public peer it dialled)"}
     )
+    relay_max_bytes: int = field(
+        default=128 * 1024 * 1024, metadata={"help": "bytes a relayed circuit may carry (both ways; 0: no limit)"}
+    )
+    relay_max_seconds: float = field(
+        default=1800.0, metadata={"help": "seconds a relayed circuit may last (0: no limit)"}
+    )
     advertise: str = field(default="", metadata={"help": "address peers should dial (default: the listen address)"})
     max_frame_bytes: int = field(default=65536, metadata={"help": "largest WebSocket frame a client may send"})
     max_message_bytes: int = field(default=16384, metadata={"help": "largest message body (text or data)"})
@@ -147,6 +153,8 @@ class NodeConfig:
             raise ConfigError("dht_mode must be auto, server or client")
         if self.max_relays < 0:
             raise ConfigError("max_relays must be 0 (no limit) or more")
+        if self.relay_max_bytes < 0 or self.relay_max_seconds < 0:
+            raise ConfigError("relay_max_bytes and relay_max_seconds must be 0 (no limit) or more")
         if not 1.0 <= self.presence_ttl <= 86400.0:
             raise ConfigError("presence_ttl must be between 1 and 86400 seconds")
         if self.stranger_policy not in ("allow", "friends-only"):

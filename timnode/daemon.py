@@ -224,7 +224,11 @@ class Node:
             self.links.add_bootstrap(addr)
         await self.links.start()
         nat_config = NatConfig(
-            stun=not self.config.no_stun, traversal=not self.config.no_nat_traversal, max_relays=self.config.max_relays
+            stun=not self.config.no_stun,
+            traversal=not self.config.no_nat_traversal,
+            max_relays=self.config.max_relays,
+            relay_max_bytes=self.config.relay_max_bytes,
+            relay_max_seconds=self.config.relay_max_seconds,
         )
         self.nat = NatService(self.links, nat_config)
         if self.dht is not None:

@@ -151,3 +151,59 @@ async def test_relay_refuses_unknown_target_and_bad_requests() -> None:
         assert b'"ok": false' in reply
         reply = await a.manager.request(r.manager.local_peer, "/timnode/relay/1", b'{"op":"connect","circuit":"zz"}')
         assert b'"ok": false' in reply
+
+
+async def _relayed_pair(a: Host, r: Host, b: Host) -> object:
+    a.manager.set_listen_addrs([])
+    b.manager.set_listen_addrs([])
+    await a.manager.connect("ws://" + r.addr)
+    await b.manager.connect("ws://" + r.addr)
+    circuit = await a.relay.connect(r.manager.local_peer, b.manager.local_peer)
+    link = await establish(circuit, a.manager.identity, a.manager.network_key, initiator=True,
+                           expected_peer=b.manager.local_peer, config=a.manager.link_config(),
+                           handlers=a.manager.handlers)  # fmt: skip
+    assert a.manager.adopt(link, "outbound", "relay")
+    await until(lambda: b.manager.is_linked(a.manager.local_peer))
+    return circuit
+
+
+async def test_circuit_byte_limit_closes_it_with_a_reason(caplog: pytest.LogCaptureFixture) -> None:
+    async with hosts(3) as (a, r, b):
+        r.relay.max_circuit_bytes = 64 * 1024
+        closed: list[tuple[str, str]] = []
+        for h in (a, b):
+            h.relay.on_closed = lambda c, why, h=h: closed.append((str(c.remote), why))
+        circuit = await _relayed_pair(a, r, b)
+        got: list[int] = []
+        b.manager.handle("/test/bulk", lambda peer, body: got.append(len(body)))
+        with caplog.at_level("INFO", logger="nat.relay"):
+            for _ in range(3):
+                await a.manager.send(b.manager.local_peer, "/test/bulk", bytes(16384))
+            await until(lambda: len(got) == 3)  # under the limit: forwarded
+            for _ in range(4):
+                await a.manager.send(b.manager.local_peer, "/test/bulk", bytes(16384))
+            await until(lambda: not a.manager.is_linked(b.manager.local_peer))
+            await until(lambda: not b.manager.is_linked(a.manager.local_peer))
+        assert len(got) < 7 and not r.relay.relayed
+        assert r.relay.limited == {"bytes": 1, "duration": 0}
+        assert r.relay.status()["circuits_closed_at_limit"]["bytes"] == 1
+        assert any("bytes limit" in rec.getMessage() for rec in caplog.records)
+        assert isinstance(circuit, Circuit) and circuit.close_reason == "limit: bytes"
+        await until(lambda: len(closed) == 2)
+        assert {why for _, why in closed} == {"limit: bytes"}
+
+
+async def test_circuit_duration_limit_and_direct_retry() -> None:
+    from nat.service import NatService
+
+    async with hosts(3) as (a, r, b):
+        r.relay.max_circuit_seconds = 0.3
+        circuit = await _relayed_pair(a, r, b)
+        await until(lambda: not a.manager.is_linked(b.manager.local_peer), timeout=5)
+        assert isinstance(circuit, Circuit) and circuit.close_reason == "limit: duration"
+        assert r.relay.limited["duration"] == 1
+        # the NAT service's reaction: the next punch to that peer is due at once (not after the back-off)
+        service = NatService.__new__(NatService)
+        service._next_punch = {b.manager.local_peer: (1e12, 600.0)}
+        service._on_circuit_closed(circuit, "limit: duration")
+        assert b.manager.local_peer not in service._next_punch
