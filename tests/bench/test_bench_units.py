@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from bench.report import median, percentile, rounded
 from bench.wire import DELIVERED, HEADER, PUSH, RELAY_PUSH, REPLY, NodeDialect, RelayDialect
 from im import client_pb2 as pb
@@ -39,3 +41,17 @@ def test_node_dialect_frames() -> None:
     assert node.decode(push) == (PUSH, 9, b"abc")
     done = pb.ServerFrame(id=0, delivered=pb.Delivered(by="bob", message_ids=[1, 2, 3])).SerializeToString()
     assert node.decode(done) == (DELIVERED, 0, 3)
+
+
+def test_bench_nat_without_root_says_why_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bench.nat
+    import testnet.netns
+    from bench.__main__ import discover
+
+    assert "nat" in discover()
+    monkeypatch.setattr(testnet.netns, "available", lambda: "needs root (network namespaces)")
+    assert bench.nat.main(["--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "needs root" in captured.err
