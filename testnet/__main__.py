@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through Testbed.__exit__: the namespaces are deleted
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job inherits it ignored
+        signal.signal(signum, interrupted)
     try:
         result = run_real(kinds, timeout=args.timeout, delay_ms=args.delay, loss_pct=args.loss, log=log)
     except KeyboardInterrupt:
