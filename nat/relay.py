@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from nat.autonat import NatDecodeError, decode_json
 from node.errors import DecodeError, P2PError
 from node.identity import PeerId
+from node.link import QueuedStream
 from node.manager import LinkDown, LinkEvent, LinkManager
 
 __all__ = ["RELAY_DATA", "RELAY_PROTOCOL", "Circuit", "RelayService"]
@@ -48,17 +49,15 @@ RELAY_DATA = "/timnode/relay-data/1"
 DATA, CLOSE = 0, 1
 
 
-class Circuit:
+class Circuit(QueuedStream):
     """One end of a relayed circuit: a ``node.link.MessageStream``."""
 
     def __init__(self, links: LinkManager, relay: PeerId, cid: bytes, remote: PeerId) -> None:
+        super().__init__()
         self.links = links
         self.relay = relay
         self.cid = cid
         self.remote = remote
-        self.remote_address: Any = None
-        self.closed = False
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.bytes_sent = 0
         self.close_reason = ""
 
@@ -72,23 +71,6 @@ class Circuit:
             raise ConnectionClosed(None, None) from exc
         self.bytes_sent += len(message)
 
-    async def recv(self) -> bytes:
-        item = await self._queue.get()
-        if item is None:
-            self._queue.put_nowait(None)
-            raise ConnectionClosed(None, None)
-        return item
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed:
-                return
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if not self.closed:
             with contextlib.suppress(P2PError):
@@ -98,18 +80,6 @@ class Circuit:
     def abort(self) -> None:
         if not self.closed:
             asyncio.ensure_future(self.close())
-
-    def queued(self) -> int:
-        return self._queue.qsize()
-
-    def feed(self, data: bytes) -> None:
-        if not self.closed:
-            self._queue.put_nowait(data)
-
-    def feed_close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._queue.put_nowait(None)
 
 
 @dataclass(slots=True)

@@ -26,12 +26,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
 from nat.autonat import NatDecodeError, decode_json
+from node.link import QueuedStream
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
@@ -45,17 +46,15 @@ HIGH_WATER = 1 << 20  # bytes buffered in SCTP before send() waits
 DATA_HIGH_WATER = 256 << 10  # bytes buffered on ``data`` before droppable messages wait (and drop)
 
 
-class RtcStream:
+class RtcStream(QueuedStream):
     """The ``ctl`` data channel as a ``node.link.MessageStream``."""
 
     def __init__(self, pc: RTCPeerConnection, ctl: RTCDataChannel, data: RTCDataChannel) -> None:
+        super().__init__()
         self.pc = pc
         self.ctl = ctl
         self.data = data
-        self.remote_address: Any = None
-        self.closed = False
         self.opened = asyncio.Event()
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._low = asyncio.Event()
         ctl.bufferedAmountLowThreshold = HIGH_WATER // 4
         ctl.on("message", self._on_message)
@@ -95,18 +94,16 @@ class RtcStream:
             self._on_writable()
 
     def _on_message(self, message: bytes | str) -> None:
-        if isinstance(message, bytes) and not self.closed:
-            self._queue.put_nowait(message)
+        if isinstance(message, bytes):
+            self.feed(message)
 
     def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self._on_close()
 
     def _on_close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._queue.put_nowait(None)
-            self.opened.set()
+        self.feed_close()
+        self.opened.set()
 
     def selected_pair(self) -> str:
         """``local -> remote`` of the nominated ICE pair ("" if unknown)."""
@@ -128,23 +125,6 @@ class RtcStream:
         while self.ctl.bufferedAmount > HIGH_WATER and not self.closed:
             self._low.clear()
             await self._low.wait()
-
-    async def recv(self) -> bytes:
-        item = await self._queue.get()
-        if item is None:
-            self._queue.put_nowait(None)
-            raise ConnectionClosed(None, None)
-        return item
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            try:
-                yield await self.recv()
-            except ConnectionClosed:
-                return
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self._on_close()

@@ -100,6 +100,45 @@ class MessageStream(Protocol):
     def abort(self) -> None: ...
 
 
+class QueuedStream:
+    """The receiving half shared by ``MessageStream`` implementations that are fed by callbacks
+    (relay circuits, rtc data channels): a queue of messages ended by ``None`` at close."""
+
+    def __init__(self) -> None:
+        self.remote_address: Any = None
+        self.closed = False
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def feed(self, data: bytes) -> None:
+        if not self.closed:
+            self._queue.put_nowait(data)
+
+    def feed_close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(None)
+
+    async def recv(self) -> bytes:
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)
+            raise ConnectionClosed(None, None)
+        return item
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosed:
+                return
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+
 @runtime_checkable
 class UnorderedStream(Protocol):
     """A transport that also has an unordered, partial-reliability channel (``rtc``'s ``data``).
