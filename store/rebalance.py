@@ -15,6 +15,13 @@ moves. ``run_rebalance`` then moves up to ``step_slots`` slots per step:
 5. ``drain`` (reads routed to the old owner finish), delete the slot from the old owner,
    commit the map without those cleanup entries.
 
+With several processes serving the same shards, ``store.coordinator`` (a ``Coordinator``,
+wired by the node) extends steps 1 and 4 to every member: the frozen slots are committed
+in the map (``frozen``) and every other live member must acknowledge freezing them before
+anything is copied, else the step is aborted (thawed everywhere) and retried; the flip
+must be committed within the freeze lease; after it members reload the map and thaw, and
+step 5 waits until every member routes by the new map (``sync``).
+
 Reads never wait: before the flip they go to the old owner, which holds every write;
 after it to the new owner, which holds a full copy plus every later write. A ``kill -9``
 anywhere leaves a map that is either before a flip (the copy is redone from step 3) or
@@ -28,22 +35,47 @@ import asyncio
 import copy
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from store.api import Delete, Put, RecordStore
-from store.errors import StoreError
+from store.errors import StoreError, StoreUnavailable
 from store.sharded import PFX, ShardedStore, pages
 from store.shardmap import ShardMap
 
-__all__ = ["add_shard", "remove_shard", "run_rebalance", "start_rebalance"]
+__all__ = ["add_shard", "remove_shard", "run_rebalance", "start_rebalance", "Coordinator", "StepAborted"]
 
 log = logging.getLogger(__name__)
+
+LEASE_MARGIN = 3.0  # seconds: the flip must be committed this long before members' leases end
+RETRIES = 60
+
+
+class StepAborted(StoreUnavailable):
+    """A coordinated step could not run (a member did not acknowledge); retried later."""
+
+
+class Coordinator(Protocol):
+    """The other processes serving the same shards (implemented above the store layer)."""
+
+    async def freeze(self, slots: list[int], lease: float) -> None:
+        """Every other live member froze ``slots``; else raise ``StepAborted``."""
+
+    async def release(self, slots: list[int]) -> None:
+        """Best effort: members reload the map and thaw ``slots``."""
+
+    async def sync(self, version: int) -> None:
+        """Every other live member routes by map ``version`` or newer and drained older
+        reads; else raise ``StepAborted``."""
 
 
 async def add_shard(store: ShardedStore, url: str) -> int:
     """Open ``url``, commit a plan moving an even share of slots to it; returns its id."""
     async with store.rebalance_lock:
+        await store.reload_map()  # another member may have changed it
         new = copy.deepcopy(store.map)
         sid = new.plan_add(url)
+        new.leader = store.member_id
         await store.attach(sid, url)
         await store.commit_map(new)
     log.info("= shard %d (%s) added; %d slots to move", sid, url.split("@")[-1], len(new.moves))
@@ -53,8 +85,10 @@ async def add_shard(store: ShardedStore, url: str) -> int:
 async def remove_shard(store: ShardedStore, url: str) -> int:
     """Commit a plan moving every slot off shard ``url``; returns its id."""
     async with store.rebalance_lock:
+        await store.reload_map()
         new = copy.deepcopy(store.map)
         sid = new.plan_remove(url)
+        new.leader = store.member_id
         await store.commit_map(new)
     log.info("= shard %d to be removed; %d slots to move", sid, len(new.moves))
     return sid
@@ -84,24 +118,57 @@ async def run_rebalance(store: ShardedStore, *, step_slots: int = 8, page: int =
     """Carry out the map's journal until nothing is left to move, delete or drop."""
     async with store.rebalance_lock:
         store.rebalance_error = ""
-        await _cleanup(store, page)
+        await _retrying(store, lambda: _cleanup(store, page))
         while store.map.moves:
             step = sorted(store.map.moves)[:step_slots]
-            await _move(store, step, page)
-            await _cleanup(store, page)
+            await _retrying(store, lambda step=step: _move(store, step, page))  # type: ignore[misc]
+            await _retrying(store, lambda: _cleanup(store, page))
         for sid in list(store.map.removing):
             new = copy.deepcopy(store.map)
             del new.shards[sid]
             new.removing.remove(sid)
             new.version += 1
+            if not new.busy:
+                new.leader = ""
             await store.commit_map(new)
             await store.detach(sid)
         log.info("= rebalance done: map version %d, fingerprint %s", store.map.version, store.fingerprint()[:16])
 
 
+async def _retrying(store: ShardedStore, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a step; an aborted coordinated step is retried after a pause (``rebalance_retry``)."""
+    for attempt in range(RETRIES):
+        try:
+            await run()
+        except StepAborted as exc:
+            store.rebalance_retry = str(exc)
+            log.warning("= rebalance step aborted (attempt %d), retrying: %s", attempt + 1, exc)
+            await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
+            continue
+        store.rebalance_retry = ""
+        return
+    raise StoreUnavailable(f"rebalance step aborted {RETRIES} times: {store.rebalance_retry}")
+
+
 async def _move(store: ShardedStore, step: list[int], page: int) -> None:
+    coordinator = store.coordinator
+    loop = asyncio.get_running_loop()
     await store.freeze(step)
+    released = False
     try:
+        deadline = loop.time() + store.freeze_lease - LEASE_MARGIN
+        if coordinator is not None:
+            marked = copy.deepcopy(store.map)
+            marked.frozen = list(step)
+            marked.version += 1
+            await store.commit_map(marked)  # members (re)opening from now on start frozen
+            try:
+                await coordinator.freeze(step, store.freeze_lease)
+            except StepAborted:
+                await _unmark(store)
+                await coordinator.release(step)
+                released = True
+                raise
         await store.settle()
         current = store.map
         for slot in step:
@@ -109,14 +176,38 @@ async def _move(store: ShardedStore, step: list[int], page: int) -> None:
             await _delete_slot(target, slot, page)
             async for rows in pages(source, PFX[slot], PFX[slot + 1], page):
                 await target.write([Put(k, v) for k, v in rows])
+        if coordinator is not None and loop.time() > deadline:
+            await _unmark(store)
+            await coordinator.release(step)
+            released = True
+            raise StepAborted("the copy outlasted the freeze lease")
         new = copy.deepcopy(current)
         for slot in step:
             new.cleanup.append((slot, new.slots[slot]))
             new.slots[slot] = new.moves.pop(slot)
+        new.frozen = []
         new.version += 1
         await store.commit_map(new)
+    except Exception:
+        if coordinator is not None and not released:  # best effort; members' leases cover the rest
+            released = True
+            try:
+                await _unmark(store)
+                await coordinator.release(step)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("= could not release frozen slots: %s", exc)
+        raise
     finally:
         store.thaw(step)
+    if coordinator is not None and not released:
+        await coordinator.release(step)
+
+
+async def _unmark(store: ShardedStore) -> None:
+    new = copy.deepcopy(store.map)
+    new.frozen = []
+    new.version += 1
+    await store.commit_map(new)
 
 
 async def _cleanup(store: ShardedStore, page: int) -> None:
@@ -125,6 +216,8 @@ async def _cleanup(store: ShardedStore, page: int) -> None:
     if not done:
         return
     await store.drain()
+    if store.coordinator is not None:
+        await store.coordinator.sync(store.map.version)  # no member still reads the old owners
     for slot, sid in done:
         if store.map.slots[slot] != sid:  # never delete from the current owner
             await _delete_slot(store.shard(sid), slot, page)

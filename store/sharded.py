@@ -71,6 +71,7 @@ SYSTEM_PREFIX = b"\xff\xff"
 MAP_KEY = SYSTEM_PREFIX + b"map"
 INTENT_PREFIX = SYSTEM_PREFIX + b"i/"
 APPLIED_PREFIX = SYSTEM_PREFIX + b"a/"
+MEMBER_PREFIX = SYSTEM_PREFIX + b"n/"  # + member id: JSON {"at": unix seconds} (nodes sharing the store)
 PFX = [slot.to_bytes(2, "big") for slot in range(SLOT_COUNT + 1)]
 _LEN = struct.Struct(">I")
 _TAGS: dict[type, int] = {Put: 1, Insert: 2, Delete: 3}
@@ -177,7 +178,16 @@ class ShardedStore(RecordStore):
         self.rebalance_lock = asyncio.Lock()
         self.rebalancer: asyncio.Task[None] | None = None
         self.rebalance_error = ""
+        self.rebalance_retry = ""  # why the last coordinated step was aborted (it is retried)
         self.cross_shard_batches = 0
+        # Several processes serving the same shards: ``member_id`` (set before open) registers
+        # this process in the root shard; ``coordinator`` (store.rebalance.Coordinator) makes
+        # the other members freeze a step's slots; slots frozen on a member's behalf thaw on
+        # release or when their lease runs out (after reloading the map).
+        self.member_id = ""
+        self.coordinator: Any = None
+        self.freeze_lease = float(os.environ.get("TIMNODE_STORE_FREEZE_LEASE", "20"))
+        self._remote_frozen: dict[int, asyncio.Event] = {}
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -188,6 +198,8 @@ class ShardedStore(RecordStore):
         await root.open()
         self._shards = {0: root}
         try:
+            if self.member_id:  # register first, then read the map (a coordinator's fence)
+                await self.heartbeat()
             raw = await root.get(MAP_KEY)
             if raw is None:
                 await root.write([Put(MAP_KEY, self.map.encode())])
@@ -198,6 +210,8 @@ class ShardedStore(RecordStore):
                     await self.attach(sid, url)
             self._owner = list(self.map.slots)
             self._opened = True
+            if self.map.frozen and self.member_id:
+                await self.freeze_remote(self.map.frozen, drain=False)
             await self.recover()
         except BaseException:
             await self._close_shards()
@@ -209,6 +223,10 @@ class ShardedStore(RecordStore):
 
             start_rebalance(self)
 
+    def defer_resume(self) -> None:
+        """``open()`` will not resume an interrupted rebalance (the caller decides when)."""
+        self._resume = False
+
     async def close(self) -> None:
         if not self._opened:
             return
@@ -216,6 +234,11 @@ class ShardedStore(RecordStore):
             self.rebalancer.cancel()
             await asyncio.gather(self.rebalancer, return_exceptions=True)
         await self.flush_cleanups(quiet=True)
+        if self.member_id:
+            try:
+                await self._shards[0].write([Delete(MEMBER_PREFIX + self.member_id.encode())])
+            except StoreError as exc:
+                log.warning("= could not unregister from the store: %s", exc)
         self._opened = False
         await self._close_shards()
 
@@ -508,6 +531,9 @@ class ShardedStore(RecordStore):
         """Hold new writes to ``slots``, then wait for writes already running to finish."""
         event = asyncio.Event()
         for slot in slots:
+            old = self._frozen.get(slot)
+            if old is not None:
+                old.set()  # its waiters re-check and wait on the new event
             self._frozen[slot] = event
         await self.drain()
 
@@ -531,6 +557,94 @@ class ShardedStore(RecordStore):
         self.map = new
         self._owner = list(new.slots)
         self._write_cache()
+
+    # ---- several processes: members, remote freezes, map reloads ---------------------
+
+    async def heartbeat(self) -> None:
+        """Record (refresh) this process as a member serving the store."""
+        doc = json.dumps({"at": time.time()}).encode()
+        await self._shards[0].write([Put(MEMBER_PREFIX + self.member_id.encode(), doc)])
+
+    async def live_members(self, ttl: float) -> list[str]:
+        """Member ids whose heartbeat is younger than ``ttl`` seconds (this one included)."""
+        now = time.time()
+        live = []
+        for key, raw in await _scan_all(self._shards[0], MEMBER_PREFIX):
+            try:
+                at = float(json.loads(raw)["at"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - at < ttl:
+                live.append(key[len(MEMBER_PREFIX) :].decode())
+        return live
+
+    async def reload_map(self) -> bool:
+        """Route by the root shard's map if it is newer; apply its frozen set. True if newer."""
+        raw = await self._shards[0].get(MAP_KEY)
+        if raw is None:
+            return False
+        new = ShardMap.decode(raw)
+        if new.version <= self.map.version:
+            return False
+        for sid, url in new.shards.items():
+            await self.attach(sid, url)
+        self.map = new
+        self._owner = list(new.slots)
+        self._write_cache()
+        gone = [slot for slot in self._remote_frozen if slot not in new.frozen]
+        self._thaw_remote(gone)
+        if new.frozen and new.leader != self.member_id:
+            await self.freeze_remote([s for s in new.frozen if s not in self._remote_frozen])
+        return True
+
+    async def freeze_remote(self, slots: Sequence[int], *, drain: bool = True, lease: float = 0.0) -> None:
+        """Freeze ``slots`` for another member's rebalance step (writes wait); running writes
+        finish and finished cross-shard batches are cleaned up before this returns. The slots
+        thaw on ``release_remote`` or, after ``freeze_lease`` seconds, once the map is reloaded."""
+        event = asyncio.Event()
+        for slot in slots:
+            old = self._frozen.get(slot)
+            if old is not None and old is not event:
+                old.set()  # its waiters re-check and wait on the new event
+            self._frozen[slot] = event
+            self._remote_frozen[slot] = event
+        lease = max(lease, self.freeze_lease)
+        asyncio.get_running_loop().call_later(lease, self._lease_over, list(slots), event)
+        if drain:
+            await self.drain()
+            await self.settle()
+
+    def _lease_over(self, slots: list[int], event: asyncio.Event) -> None:
+        mine = [slot for slot in slots if self._remote_frozen.get(slot) is event]
+        if mine and self._opened:
+            asyncio.ensure_future(self._expire(mine, event))
+
+    async def _expire(self, slots: list[int], event: asyncio.Event) -> None:
+        while self._opened and any(self._remote_frozen.get(slot) is event for slot in slots):
+            try:
+                await self.reload_map()  # a flip committed before the lease ran out routes the thawed writes
+            except (StoreError, OSError) as exc:
+                log.warning("= frozen slots stay frozen, cannot reload the shard map: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            log.warning("= freeze lease of %d slots ran out without a release: thawed", len(slots))
+            self._thaw_remote([slot for slot in slots if self._remote_frozen.get(slot) is event])
+            return
+
+    async def release_remote(self, slots: Sequence[int]) -> int:
+        """Reload the map, thaw ``slots``, wait for reads routed by the old map; the map version."""
+        await self.reload_map()
+        self._thaw_remote([slot for slot in slots if slot in self._remote_frozen])
+        await self.drain()
+        return self.map.version
+
+    def _thaw_remote(self, slots: Sequence[int]) -> None:
+        for slot in slots:
+            event = self._remote_frozen.pop(slot, None)
+            if event is not None and self._frozen.get(slot) is event:
+                del self._frozen[slot]
+            if event is not None:
+                event.set()
 
     def _write_cache(self) -> None:
         if self._cache_path is None:
@@ -571,6 +685,8 @@ class ShardedStore(RecordStore):
             "cleanup": len(self.map.cleanup),
             "removing": self.map.removing,
             "error": self.rebalance_error,
+            "retrying": self.rebalance_retry,
+            "frozen": len(self._frozen),
         }
 
     async def record_counts(self) -> dict[int, int]:

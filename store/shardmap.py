@@ -104,6 +104,8 @@ class ShardMap:
     cleanup: list[tuple[int, int]] = field(default_factory=list)
     removing: list[int] = field(default_factory=list)
     next_id: int = 1
+    frozen: list[int] = field(default_factory=list)
+    leader: str = ""
 
     @classmethod
     def single(cls, root_url: str) -> ShardMap:
@@ -148,6 +150,10 @@ class ShardMap:
             "removing": self.removing,
             "next_id": self.next_id,
         }
+        if self.frozen:  # slots every node must hold writes to (a coordinated step copying them)
+            doc["frozen"] = self.frozen
+        if self.leader:  # the member running the rebalance
+            doc["leader"] = self.leader
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -163,6 +169,8 @@ class ShardMap:
             cleanup=[(int(a), int(b)) for a, b in doc["cleanup"]],
             removing=[int(x) for x in doc["removing"]],
             next_id=int(doc["next_id"]),
+            frozen=[int(x) for x in doc.get("frozen", [])],
+            leader=str(doc.get("leader", "")),
         )
 
     def describe(self) -> dict[str, Any]:

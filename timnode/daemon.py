@@ -58,11 +58,13 @@ from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
 from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key
 from store.factory import open_store
+from store.sharded import find_sharded
 from timnode import __version__, store_admin
 from timnode.admin_wiring import build_admin
 from timnode.config import NodeConfig
 from timnode.dht_wiring import PresencePublisher, add_dht_routes, build_dht, wire_nat
 from timnode.metered_store import MeteredStore
+from timnode.store_coordination import StoreCoordination
 from web import static_routes
 
 if TYPE_CHECKING:
@@ -106,6 +108,7 @@ class Node:
         self.nat: NatService | None = None
         self.dht: DhtService | None = None
         self.federation: Federation | None = None
+        self.store_coordination: StoreCoordination | None = None
         self.metrics_registry = CollectorRegistry()
         ProcessCollector(registry=self.metrics_registry)
         PlatformCollector(registry=self.metrics_registry)
@@ -133,6 +136,10 @@ class Node:
         if not self.config.no_store:  # <data-dir>/shards.json makes the store sharded
             url = store_admin.store_url(self.config.store, self.data_dir, url)
         backend = open_store(url, None if self.config.no_store else keyring)
+        sharded = find_sharded(backend)
+        if sharded is not None:  # register in the store as a member; StoreCoordination resumes
+            sharded.member_id = str(self.links.local_peer)
+            sharded.defer_resume()
         self.store = MeteredStore(backend, self.metrics_registry)
         await self.store.open()
         self.service = self._build_service(self.store, keyring)
@@ -143,6 +150,9 @@ class Node:
         fingerprint = store_fingerprint(url, durable=durable, blind=keyring.blind, store=self.store)
         self.federation = Federation(self.service, self.links, fingerprint=fingerprint, durable=durable, dht=self.dht)
         self.federation.start()  # cross-node routing over /timnode/im/1, before the first LinkUp
+        if sharded is not None:  # rebalances coordinated with the other nodes on these shards
+            self.store_coordination = StoreCoordination(sharded, self.links)
+            self.store_coordination.start()
         self._build_port()
         assert self.server is not None
         if not self.config.no_store and self.admin is not None:  # /admin/store/*: admin token only
@@ -344,6 +354,8 @@ class Node:
             await self.dht.stop()  # withdraws our presence entries while the links are up
         if self.federation is not None:
             await self.federation.stop()
+        if self.store_coordination is not None:
+            await self.store_coordination.stop()
         if self.nat is not None:
             await self.nat.stop()
         if self.links is not None:
