@@ -35,6 +35,7 @@ from im.service import ImService
 from im.sessions import Push, Session, SessionSink
 from im.streams import StreamQueue
 from node.metrics import Counter, Histogram
+from node.server import PortConnection
 from store.errors import StoreError
 
 __all__ = ["Gateway", "GatewayOptions", "ClientConnection", "KICK_CLOSE_CODES", "REQUEST_ID"]
@@ -194,8 +195,12 @@ class ClientConnection:
     async def run(self) -> None:
         timer = asyncio.get_running_loop().call_later(self.gateway.options.auth_timeout, self._auth_timeout)
         try:
-            async for data in self.ws:
-                self._receive(data)
+            if isinstance(self.ws, PortConnection):  # frames arrive from data_received, no reader task
+                self.ws.message_sink = self._receive_safely
+                await self.ws.wait_closed()
+            else:
+                async for data in self.ws:
+                    self._receive(data)
         except ConnectionClosed:
             pass
         finally:
@@ -205,6 +210,13 @@ class ClientConnection:
             if self.session is not None:
                 session, self.session = self.session, None
                 await self.gateway.service.end_session(session)
+
+    def _receive_safely(self, data: bytes | str) -> None:
+        """``_receive`` called from the transport's ``data_received``: nothing may escape into websockets."""
+        try:
+            self._receive(data)
+        except Exception:
+            log.exception("client frame handling failed")
 
     def _receive(self, data: bytes | str) -> None:
         if self._closing:

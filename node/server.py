@@ -19,9 +19,10 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-__all__ = ["PortServer", "HttpReply", "json_reply", "ConnectionHandler", "RouteHandler"]
+__all__ = ["PortServer", "PortConnection", "HttpReply", "json_reply", "ConnectionHandler", "RouteHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,46 @@ class HttpReply:
 
 
 RouteHandler = Callable[[Request], HttpReply | Awaitable[HttpReply]]
+
+
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
+class PortConnection(ServerConnection):
+    """A server connection that can hand whole data messages to a callback as they are parsed.
+
+    With ``message_sink`` set (the IM gateway sets it), each complete text or binary message
+    goes straight to the sink from ``data_received`` instead of through websockets' message
+    queue and a reader coroutine: one event-loop wake-up less per frame. Fragmented messages
+    are reassembled here (the protocol already enforces the size limit across fragments).
+    Without a sink the connection behaves exactly like websockets' own.
+    """
+
+    message_sink: Callable[[bytes | str], None] | None = None
+    _fragments: list[bytes] | None = None
+    _fragment_text = False
+
+    def process_event(self, event: Any) -> None:
+        sink = self.message_sink
+        if sink is None or not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)
+            return
+        if event.opcode is not Opcode.CONT:
+            self._fragments, self._fragment_text = [], event.opcode is Opcode.TEXT
+        if self._fragments is None:  # a continuation without a start: the protocol rejects it
+            return
+        self._fragments.append(bytes(event.data))
+        if not event.fin:
+            return
+        payload, self._fragments = b"".join(self._fragments), None
+        if self._fragment_text:
+            try:
+                sink(payload.decode())
+            except UnicodeDecodeError:
+                self.protocol.fail(1007, "invalid UTF-8 in a text frame")
+                self.send_data()
+            return
+        sink(payload)
 
 
 def json_reply(value: Any, status: int = 200) -> HttpReply:
@@ -82,6 +123,7 @@ class PortServer:
             ping_timeout=self.ping_interval,
             close_timeout=5,
             server_header="timnode",
+            create_connection=PortConnection,
         )
 
     async def stop(self, code: int = 1001, reason: str = "node shutting down") -> None:
