@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from store.api import Delete, Insert, Op, Put, RecordStore, prefix_end
 from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key, parse_data_key
-from store.errors import BadDataKey, BadStoreUrl, KeyExists, SealError, StoreError, StoreUnavailable
+from store.errors import BadDataKey, BadStoreUrl, KeyExists, MapConflict, SealError, StoreError, StoreUnavailable
 from store.factory import open_store
 from store.memory import MemoryStore
 from store.sealed import SealedStore
@@ -42,6 +42,7 @@ __all__ = [
     "StoreError",
     "KeyExists",
     "StoreUnavailable",
+    "MapConflict",
     "SealError",
     "BadStoreUrl",
     "BadDataKey",

@@ -3,6 +3,7 @@
     StoreError
     ├── KeyExists          an Insert found its key present (the batch applied nothing)
     ├── StoreUnavailable   the backend failed (I/O, connection, corruption)
+    │   └── MapConflict    another member committed that shard map version first (reload it)
     ├── SealError          a sealed value failed authentication (wrong key or tampering)
     ├── BadStoreUrl        a store URL this build cannot open
     └── BadDataKey         a data key (or key file) that is malformed or too short
@@ -10,7 +11,7 @@
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "KeyExists", "StoreUnavailable", "SealError", "BadStoreUrl", "BadDataKey"]
+__all__ = ["StoreError", "KeyExists", "StoreUnavailable", "MapConflict", "SealError", "BadStoreUrl", "BadDataKey"]
 
 
 class StoreError(Exception):
@@ -27,6 +28,10 @@ class KeyExists(StoreError):
 
 class StoreUnavailable(StoreError):
     """The backend failed; the write may not have applied."""
+
+
+class MapConflict(StoreUnavailable):
+    """A shard map commit lost to another member's commit of the same version."""
 
 
 class SealError(StoreError):

@@ -26,7 +26,15 @@ Reads never wait: before the flip they go to the old owner, which holds every wr
 after it to the new owner, which holds a full copy plus every later write. A ``kill -9``
 anywhere leaves a map that is either before a flip (the copy is redone from step 3) or
 after it (the cleanup is redone); ``ShardedStore.open()`` resumes the rebalance. When no
-slots are left, shards in ``removing`` are dropped from the map and closed.
+slots are left, shards in ``removing`` are dropped from the map and closed; if the root is
+among them, its role moves first (``store.rootmove``).
+
+Leadership: the map names the ``leader``. When its heartbeat lapses, another member calls
+``take_over``: one fenced map commit (``MapConflict`` for all but one member) names the new
+leader and clears the dead one's ``frozen`` slots, then the rebalance resumes there. A
+leader stops (``StepAborted``, retried) before any copy, flip or delete once its own
+heartbeat is older than the member TTL minus ``LEASE_MARGIN`` (others may be taking over),
+and a leader whose commit hits ``MapConflict`` stops for good if the map names another.
 """
 
 from __future__ import annotations
@@ -39,11 +47,14 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from store.api import Delete, Put, RecordStore
-from store.errors import StoreError, StoreUnavailable
+from store.errors import MapConflict, StoreError, StoreUnavailable
+from store.rootmove import move_root
 from store.sharded import PFX, ShardedStore, pages
 from store.shardmap import ShardMap
 
-__all__ = ["add_shard", "remove_shard", "run_rebalance", "start_rebalance", "Coordinator", "StepAborted"]
+__all__ = [
+    "add_shard", "remove_shard", "run_rebalance", "start_rebalance", "take_over", "Coordinator", "StepAborted",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +117,49 @@ def start_rebalance(store: ShardedStore, **options: int) -> asyncio.Task[None]:
     return store.rebalancer
 
 
+async def take_over(store: ShardedStore) -> bool:
+    """Lead the map's rebalance in place of its (dead) leader and resume it here.
+
+    Returns False when no rebalance is in progress, this member leads already, or another
+    member committed first.
+    """
+    async with store.rebalance_lock:
+        await store.reload_map()
+        old = store.map
+        if not old.busy or old.leader == store.member_id:
+            return False
+        new = copy.deepcopy(old)
+        new.leader, new.frozen = store.member_id, []
+        new.version += 1
+        try:
+            await store.commit_map(new, replace_leader=True)  # fenced: one member wins; its step thaws
+        except MapConflict:
+            return False
+    log.warning("= took over the rebalance led by %s (its heartbeat lapsed)", old.leader[:16] or "nobody")
+    start_rebalance(store)
+    return True
+
+
 async def _run_logged(store: ShardedStore, **options: int) -> None:
     try:
         await run_rebalance(store, **options)
+    except MapConflict as exc:
+        if await _superseded(store):
+            log.warning("= rebalance taken over by %s: stopped here", store.map.leader[:16])
+            return
+        store.rebalance_error = str(exc)
+        log.warning("= rebalance stopped: %s", exc)
     except StoreError as exc:
         store.rebalance_error = str(exc)
         log.warning("= rebalance stopped: %s (it resumes on the next start or add/remove)", exc)
+
+
+async def _superseded(store: ShardedStore) -> bool:
+    try:
+        await store.reload_map()
+    except StoreError:
+        return False
+    return store.map.leader not in ("", store.member_id)
 
 
 async def run_rebalance(store: ShardedStore, *, step_slots: int = 8, page: int = 1000) -> None:
@@ -124,6 +172,8 @@ async def run_rebalance(store: ShardedStore, *, step_slots: int = 8, page: int =
             await _retrying(store, lambda step=step: _move(store, step, page))  # type: ignore[misc]
             await _retrying(store, lambda: _cleanup(store, page))
         for sid in list(store.map.removing):
+            if sid == store.root_id:
+                await _retrying(store, lambda: move_root(store))
             new = copy.deepcopy(store.map)
             del new.shards[sid]
             new.removing.remove(sid)
@@ -150,6 +200,12 @@ async def _retrying(store: ShardedStore, run: Callable[[], Awaitable[None]]) -> 
     raise StoreUnavailable(f"rebalance step aborted {RETRIES} times: {store.rebalance_retry}")
 
 
+def _check_lease(store: ShardedStore) -> None:
+    """Stop before a copy, flip or delete once other members may think this one is dead."""
+    if store.lease_left() < LEASE_MARGIN:
+        raise StepAborted("this member's heartbeat is late: another member may take the rebalance over")
+
+
 async def _move(store: ShardedStore, step: list[int], page: int) -> None:
     coordinator = store.coordinator
     loop = asyncio.get_running_loop()
@@ -173,6 +229,7 @@ async def _move(store: ShardedStore, step: list[int], page: int) -> None:
         current = store.map
         for slot in step:
             source, target = store.shard(current.slots[slot]), store.shard(current.moves[slot])
+            _check_lease(store)
             await _delete_slot(target, slot, page)
             async for rows in pages(source, PFX[slot], PFX[slot + 1], page):
                 await target.write([Put(k, v) for k, v in rows])
@@ -181,6 +238,7 @@ async def _move(store: ShardedStore, step: list[int], page: int) -> None:
             await coordinator.release(step)
             released = True
             raise StepAborted("the copy outlasted the freeze lease")
+        _check_lease(store)
         new = copy.deepcopy(current)
         for slot in step:
             new.cleanup.append((slot, new.slots[slot]))
@@ -220,9 +278,13 @@ async def _cleanup(store: ShardedStore, page: int) -> None:
         await store.coordinator.sync(store.map.version)  # no member still reads the old owners
     for slot, sid in done:
         if store.map.slots[slot] != sid:  # never delete from the current owner
+            _check_lease(store)
             await _delete_slot(store.shard(sid), slot, page)
     new: ShardMap = copy.deepcopy(store.map)
     new.cleanup = [pair for pair in new.cleanup if pair not in done]
+    new.version += 1
+    if not new.busy:
+        new.leader = ""
     await store.commit_map(new)
 
 

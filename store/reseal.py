@@ -4,10 +4,14 @@
 not sealed under the newest version in the current format. It reads the raw (sealed)
 rows of the inner store, so it never touches the IM layer.
 
-Concurrency: over a ``ShardedStore`` the walk goes slot by slot, each slot frozen while it
-is rewritten (writes to it wait a moment, reads go on), so a node may keep serving. Over a
-single backend there is no freeze: run it with the node stopped (``timnode store reseal``
-checks), or a write racing the rewrite of the same key could be overwritten.
+Concurrency: the node keeps serving. Over a ``ShardedStore`` the walk goes slot by slot,
+each slot frozen while it is rewritten (writes to it wait a moment, reads go on). Over a
+single backend it goes page by page through the store's ``WriteGate`` (``store.gate``):
+writes to the page's keys wait while it is read and rewritten. Either way a write racing
+the rewrite of its key runs after it, so no write is overwritten. Both freezes hold the
+writes of this process only: with several nodes sharing the store, the others' writes
+are not held (run the reseal where no other node writes, or accept that a value written
+elsewhere during its page's rewrite may be replaced by the value it had just before).
 """
 
 from __future__ import annotations
@@ -39,21 +43,39 @@ async def reseal(store: SealedStore, *, page: int = 500) -> ResealReport:
             await inner.freeze([slot])
             try:
                 shard = inner.shard(inner.map.slots[slot])
-                await _reseal_range(store, shard, PFX[slot], PFX[slot + 1], 2, page, report)
+                async for rows in pages(shard, PFX[slot], PFX[slot + 1], page):
+                    await _reseal_rows(store, shard, rows, 2, report)
             finally:
                 inner.thaw([slot])
     else:
-        await _reseal_range(store, inner, b"", END, 0, page, report)
+        await _reseal_single(store, page, report)
     return report
 
 
-async def _reseal_range(
-    store: SealedStore, raw: RecordStore, start: bytes, end: bytes, strip: int, page: int, report: ResealReport
+async def _reseal_single(store: SealedStore, page: int, report: ResealReport) -> None:
+    """Page by page, each page's keys held by the store's gate while it is rewritten."""
+    gate, start = store.gate, b""
+    while True:
+        await gate.freeze(start, END)
+        try:
+            rows = await store.inner.scan(start, END, limit=page)
+            if rows:
+                gate.narrow(rows[-1][0] + b"\x00")  # writes above this page go on
+            await _reseal_rows(store, store.inner, rows, 0, report)
+        finally:
+            gate.thaw()
+        if len(rows) < page:
+            return
+        start = rows[-1][0] + b"\x00"
+
+
+async def _reseal_rows(
+    store: SealedStore, raw: RecordStore, rows: list[tuple[bytes, bytes]], strip: int, report: ResealReport
 ) -> None:
+    """Rewrite the stale ones of ``rows`` (physical keys; ``strip`` bytes of slot prefix)."""
     ring = store.keyring
-    async for rows in pages(raw, start, end, page):
-        report.records += len(rows)
-        stale = [(k, v) for k, v in rows if not ring.is_current(v)]
-        if stale:
-            await raw.write([Put(k, ring.seal(k[strip:], ring.unseal(k[strip:], v))) for k, v in stale])
-            report.resealed += len(stale)
+    report.records += len(rows)
+    stale = [(k, v) for k, v in rows if not ring.is_current(v)]
+    if stale:
+        await raw.write([Put(k, ring.seal(k[strip:], ring.unseal(k[strip:], v))) for k, v in stale])
+        report.resealed += len(stale)

@@ -1,7 +1,9 @@
 """A RecordStore wrapper that seals every value at rest (see ``store.crypto``).
 
 Keys pass through untouched: layers above put only blinded hashes (``Keyring.blind``) or
-non-secret ids in keys. A stored value that fails to unseal raises ``SealError``.
+non-secret ids in keys. A stored value that fails to unseal raises ``SealError``. Writes
+pass through ``gate`` (``store.gate``), which ``store.reseal`` freezes to rewrite values of
+a single backend in place while the node serves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from store.api import Delete, Insert, Op, Put, RecordStore
 from store.batch import check_ops
 from store.crypto import Keyring
+from store.gate import WriteGate
 
 __all__ = ["SealedStore"]
 
@@ -23,6 +26,7 @@ class SealedStore(RecordStore):
         self.inner = inner
         self.keyring = keyring
         self.backend = inner.backend
+        self.gate = WriteGate()
 
     async def open(self) -> None:
         await self.inner.open()
@@ -45,7 +49,15 @@ class SealedStore(RecordStore):
         return [(k, unseal(k, v)) for k, v in rows]
 
     async def write(self, ops: Sequence[Op]) -> None:
-        await self.inner.write([self._seal(op) for op in check_ops(ops)])
+        sealed = [self._seal(op) for op in check_ops(ops)]
+        gate = self.gate
+        if gate.frozen is not None:
+            await gate.admit(op.key for op in sealed)
+        epoch = gate.enter()
+        try:
+            await self.inner.write(sealed)
+        finally:
+            gate.leave(epoch)
 
     def describe(self) -> dict[str, Any]:
         facts = self.inner.describe()

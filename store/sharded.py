@@ -2,9 +2,9 @@
 
 Placement (``store.shardmap``): ``slot_of(key)`` hashes the key's 17-byte partition prefix
 to one of 4096 slots; the ``ShardMap`` assigns slots to shards. On a shard a record lives
-at ``slot (2 bytes) || key``. The map is stored durably in shard 0 (the *root*) at the
-physical key ``0xFFFF "map"``; ``shards.json`` in the data directory names the root and
-caches the map for humans and tools.
+at ``slot (2 bytes) || key`` (``store.shardkeys``). The map is stored durably in the *root*
+shard (shard 0 unless the root moved) at the physical key ``0xFFFF "map"``; ``shards.json``
+in the data directory names the root and caches the map for humans and tools.
 
 Reads: ``get``/``get_many`` go to the owner of each key's slot. A scan whose range lies
 inside one partition (``len(start) >= 17`` and ``end <= prefix_end(start[:17])``, as every
@@ -30,6 +30,14 @@ visible.
 
 Rebalancing (``store.rebalance``) uses ``freeze()``/``thaw()``: writes touching a frozen
 slot wait; ``drain()`` waits for every read and write that started before it.
+
+Several processes (members) may serve the same shards. Each registers in the root before
+reading the map. Map commits are fenced: a commit ``Insert``s ``0xFFFF "v/" version`` with
+the map in one batch, so of two members committing from the same map one fails with
+``MapConflict``. An intent's txid ends with a tag of the member that wrote it, so a
+surviving member can roll forward the intents of a dead one (``recover_member``). When the
+root shard is removed its role moves to another shard (``store.rootmove``); the old root
+keeps the map naming the new one, which ``open()`` and ``reload_map()`` follow.
 """
 
 from __future__ import annotations
@@ -39,18 +47,36 @@ import heapq
 import itertools
 import json
 import logging
+import math
 import os
 import secrets
 import struct
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from store.api import Delete, Insert, Op, Put, RecordStore, prefix_end
 from store.batch import check_ops, check_scan
-from store.errors import KeyExists, StoreError, StoreUnavailable
+from store.errors import KeyExists, MapConflict, StoreError, StoreUnavailable
+from store.intents import IntentCleaner
+from store.shardkeys import (
+    APPLIED_PREFIX,
+    INTENT_PREFIX,
+    MAP_KEY,
+    MEMBER_PREFIX,
+    PFX,
+    REAPED_PREFIX,
+    SYSTEM_PREFIX,
+    VERSION_PREFIX,
+    decode_ops,
+    encode_ops,
+    member_tag,
+    pages,
+    scan_all,
+    version_key,
+)
 from store.shardmap import PARTITION_BYTES, SLOT_COUNT, ShardMap, public_url, slot_of
 
 __all__ = [
@@ -60,52 +86,25 @@ __all__ = [
     "encode_ops",
     "decode_ops",
     "pages",
+    "member_tag",
+    "scan_all",
+    "version_key",
     "SYSTEM_PREFIX",
     "MAP_KEY",
+    "INTENT_PREFIX",
+    "APPLIED_PREFIX",
+    "MEMBER_PREFIX",
+    "VERSION_PREFIX",
+    "REAPED_PREFIX",
     "PFX",
-]
+]  # the layout names are re-exported from store.shardkeys
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PREFIX = b"\xff\xff"
-MAP_KEY = SYSTEM_PREFIX + b"map"
-INTENT_PREFIX = SYSTEM_PREFIX + b"i/"
-APPLIED_PREFIX = SYSTEM_PREFIX + b"a/"
-MEMBER_PREFIX = SYSTEM_PREFIX + b"n/"  # + member id: JSON {"at": unix seconds} (nodes sharing the store)
-PFX = [slot.to_bytes(2, "big") for slot in range(SLOT_COUNT + 1)]
-_LEN = struct.Struct(">I")
-_TAGS: dict[type, int] = {Put: 1, Insert: 2, Delete: 3}
+KEPT_VERSIONS = 1000  # version keys older than this many commits are deleted
+MAX_FORWARDS = 8  # moved roots followed from the URL in shards.json
 
 Opener = Callable[[str], RecordStore]
-
-
-def encode_ops(ops: Sequence[Op]) -> bytes:
-    """Serialise ops for an intent record: tag, key length, key[, value length, value]."""
-    out = bytearray()
-    for op in ops:
-        out.append(_TAGS[type(op)])
-        out += _LEN.pack(len(op.key)) + op.key
-        if type(op) is not Delete:
-            out += _LEN.pack(len(op.value)) + op.value  # type: ignore[union-attr]
-    return bytes(out)
-
-
-def decode_ops(raw: bytes) -> list[Op]:
-    ops: list[Op] = []
-    pos = 0
-    while pos < len(raw):
-        tag = raw[pos]
-        (klen,) = _LEN.unpack_from(raw, pos + 1)
-        key = raw[pos + 5 : pos + 5 + klen]
-        pos += 5 + klen
-        if tag == 3:
-            ops.append(Delete(key))
-            continue
-        (vlen,) = _LEN.unpack_from(raw, pos)
-        value = raw[pos + 4 : pos + 4 + vlen]
-        pos += 4 + vlen
-        ops.append(Put(key, value) if tag == 1 else Insert(key, value))
-    return ops
 
 
 def _physical(op: Op, prefix: bytes) -> Op:
@@ -159,6 +158,9 @@ class ShardedStore(RecordStore):
         self._cache_path = Path(cache_path) if cache_path is not None else None
         self._resume = resume
         self.map = ShardMap.single(root_url)
+        self._committed = 0  # the version of the map last read or committed (the fence)
+        self._root_sid = 0
+        self._tag = b""
         self._shards: dict[int, RecordStore] = {}
         self._owner: list[int] = list(self.map.slots)
         self._opened = False
@@ -167,12 +169,7 @@ class ShardedStore(RecordStore):
         self._inflight: dict[int, int] = {}
         self._drain_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._failed: list[tuple[int, bytes, list[Op]]] = []
-        self._cleanups: list[tuple[int, bytes, list[int]]] = []
-        self._cleaner: asyncio.Task[None] | None = None
-        self._cleanups_queued = 0
-        self.cleanup_broken: StoreUnavailable | None = None  # until recover(): no slot may move
-        self._cleanups_done = 0
-        self._cleanup_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._cleaner = IntentCleaner(self.shard)
         self._recovering = asyncio.Lock()
         self._counter = itertools.count()
         self.rebalance_lock = asyncio.Lock()
@@ -187,6 +184,8 @@ class ShardedStore(RecordStore):
         self.member_id = ""
         self.coordinator: Any = None
         self.freeze_lease = float(os.environ.get("TIMNODE_STORE_FREEZE_LEASE", "20"))
+        self.member_ttl = float(os.environ.get("TIMNODE_STORE_MEMBER_TTL", "10"))  # then a member is dead
+        self._registered_at = -math.inf  # loop time at which the last successful heartbeat started
         self._remote_frozen: dict[int, asyncio.Event] = {}
 
     # ---- life cycle -------------------------------------------------------------------
@@ -194,20 +193,11 @@ class ShardedStore(RecordStore):
     async def open(self) -> None:
         if self._opened:
             return
-        root = self._opener(self.root_url)
-        await root.open()
-        self._shards = {0: root}
+        self._tag = member_tag(self.member_id) if self.member_id else b""
         try:
-            if self.member_id:  # register first, then read the map (a coordinator's fence)
-                await self.heartbeat()
-            raw = await root.get(MAP_KEY)
-            if raw is None:
-                await root.write([Put(MAP_KEY, self.map.encode())])
-            else:
-                self.map = ShardMap.decode(raw)
+            await self._open_root()
             for sid, url in self.map.shards.items():
-                if sid:
-                    await self.attach(sid, url)
+                await self.attach(sid, url)
             self._owner = list(self.map.slots)
             self._opened = True
             if self.map.frozen and self.member_id:
@@ -223,6 +213,39 @@ class ShardedStore(RecordStore):
 
             start_rebalance(self)
 
+    async def _open_root(self) -> None:
+        """Open the root (following the maps of moved roots), register, then read the map."""
+        url = self.root_url
+        for _ in range(MAX_FORWARDS):
+            root = self._opener(url)
+            await root.open()
+            try:
+                if self.member_id:  # register first, then read the map (a coordinator's fence)
+                    await self._register(root)
+                raw = await root.get(MAP_KEY)
+                found = ShardMap.single(url) if raw is None else ShardMap.decode(raw)
+                if raw is None:  # a new store
+                    await root.write([Put(MAP_KEY, found.encode())])
+            except BaseException:
+                await root.close()
+                raise
+            if found.root == 0 or found.root_url == url:
+                self.root_url, self.map, self._committed, self._root_sid = url, found, found.version, found.root
+                self._shards = {found.root: root}
+                return
+            log.info("= the root shard moved: following the map to shard %d", found.root)
+            await root.close()
+            url = found.root_url
+        raise StoreUnavailable(f"the shard map was forwarded more than {MAX_FORWARDS} times")
+
+    def _root(self) -> RecordStore:
+        return self._shards[self._root_sid]
+
+    @property
+    def root_id(self) -> int:
+        """The id of the shard holding the map and the members registry."""
+        return self._root_sid
+
     def defer_resume(self) -> None:
         """``open()`` will not resume an interrupted rebalance (the caller decides when)."""
         self._resume = False
@@ -236,7 +259,7 @@ class ShardedStore(RecordStore):
         await self.flush_cleanups(quiet=True)
         if self.member_id:
             try:
-                await self._shards[0].write([Delete(MEMBER_PREFIX + self.member_id.encode())])
+                await self._root().write([Delete(MEMBER_PREFIX + self.member_id.encode())])
             except StoreError as exc:
                 log.warning("= could not unregister from the store: %s", exc)
         self._opened = False
@@ -341,11 +364,8 @@ class ShardedStore(RecordStore):
         if not checked:
             return
         slots = [slot_of(op.key) for op in checked]
-        while self._frozen:
-            event = next((self._frozen[s] for s in slots if s in self._frozen), None)
-            if event is None:
-                break
-            await event.wait()
+        if self._frozen:
+            await self._unfrozen(slots)
         epoch = self._enter()
         try:
             owner = self._owner
@@ -362,6 +382,14 @@ class ShardedStore(RecordStore):
         finally:
             self._leave(epoch)
 
+    async def _unfrozen(self, slots: Sequence[int]) -> None:
+        """Wait until none of ``slots`` is frozen."""
+        while self._frozen:
+            event = next((self._frozen[s] for s in slots if s in self._frozen), None)
+            if event is None:
+                return
+            await event.wait()
+
     async def _write_across(self, ops: tuple[Op, ...], slots: list[int], parts: dict[int, list[Op]]) -> None:
         owner = self._owner
         anchors = {owner[s] for op, s in zip(ops, slots, strict=True) if type(op) is Insert}
@@ -369,7 +397,8 @@ class ShardedStore(RecordStore):
             raise ValueError("a batch spanning shards may hold Inserts on one shard only")
         anchor = anchors.pop() if anchors else owner[slots[0]]
         remote = [op for op, s in zip(ops, slots, strict=True) if owner[s] != anchor]
-        txid = struct.pack(">QI", time.time_ns(), next(self._counter) & 0xFFFFFFFF) + secrets.token_bytes(4)
+        tag = self._tag or secrets.token_bytes(4)
+        txid = struct.pack(">QI", time.time_ns(), next(self._counter) & 0xFFFFFFFF) + tag
         await self._shards[anchor].write([*parts[anchor], Put(INTENT_PREFIX + txid, encode_ops(remote))])
         self.cross_shard_batches += 1
         targets = [sid for sid in parts if sid != anchor]
@@ -385,7 +414,7 @@ class ShardedStore(RecordStore):
         if errors:
             self._failed.append((anchor, txid, remote))
             raise StoreUnavailable(f"cross-shard batch half applied, will roll forward: {errors[0]}") from errors[0]
-        self._queue_cleanup(anchor, txid, targets)
+        self._cleaner.queue(anchor, txid, targets)
 
     # ---- intents: roll forward and clean up ---------------------------------------------
 
@@ -395,21 +424,63 @@ class ShardedStore(RecordStore):
             await self.flush_cleanups(quiet=True)
             intents: list[tuple[int, bytes, list[Op]]] = []
             for sid, shard in list(self._shards.items()):
-                for key, raw in await _scan_all(shard, INTENT_PREFIX):
+                for key, raw in await scan_all(shard, INTENT_PREFIX):
                     intents.append((sid, key[len(INTENT_PREFIX) :], decode_ops(raw)))
             intents.sort(key=lambda item: item[1])  # txids start with a timestamp: replay in order
             for anchor, txid, remote in intents:
                 await self._roll_forward(anchor, txid, remote)
             await self.flush_cleanups()
             for shard in list(self._shards.values()):
-                orphans = [Delete(k) for k, _ in await _scan_all(shard, APPLIED_PREFIX)]
+                orphans = [Delete(k) for k, _ in await scan_all(shard, APPLIED_PREFIX)]
                 if orphans:
                     await shard.write(orphans)
             self._failed.clear()
-            self.cleanup_broken = None
+            self._cleaner.broken = None
             if intents:
                 log.info("= rolled forward %d cross-shard batches", len(intents))
             return len(intents)
+
+    async def recover_member(self, member_id: str, at: float) -> int:
+        """Roll forward the intents a dead member left (txids tagged ``member_tag(member_id)``),
+        each once its slots are not frozen, like a write; returns how many.
+
+        ``at`` is its last heartbeat: the death is claimed in the root with an ``Insert``, so
+        of several members handling it one does (the others return 0); a failure releases
+        the claim.
+        """
+        claim = REAPED_PREFIX + f"{member_id}/{at!r}".encode()
+        try:
+            await self._root().write([Insert(claim, b"")])
+        except KeyExists:
+            return 0
+        try:
+            return await self._roll_forward_member(member_id)
+        except BaseException:
+            try:
+                await asyncio.shield(self._root().write([Delete(claim)]))
+            except StoreError as exc:
+                log.warning("= could not release the claim on member %s: %s", member_id[:16], exc)
+            raise
+
+    async def _roll_forward_member(self, member_id: str) -> int:
+        tag = member_tag(member_id)
+        found: list[tuple[int, bytes, list[Op]]] = []
+        for sid, shard in list(self._shards.items()):
+            for key, raw in await scan_all(shard, INTENT_PREFIX):
+                if key.endswith(tag):
+                    found.append((sid, key[len(INTENT_PREFIX) :], decode_ops(raw)))
+        found.sort(key=lambda item: item[1])
+        for anchor, txid, remote in found:
+            await self._unfrozen([slot_of(op.key) for op in remote])
+            epoch = self._enter()
+            try:
+                await self._roll_forward(anchor, txid, remote)
+            finally:
+                self._leave(epoch)
+        if found:
+            await self.flush_cleanups()
+            log.info("= rolled forward %d cross-shard batches of member %s", len(found), member_id[:16])
+        return len(found)
 
     async def _roll_forward(self, anchor: int, txid: bytes, remote: list[Op]) -> None:
         owner = self._owner
@@ -421,7 +492,7 @@ class ShardedStore(RecordStore):
         for sid, phys in parts.items():
             if await self._shards[sid].get(marker) is None:
                 await self._shards[sid].write([*phys, Put(marker, b"")])
-        self._queue_cleanup(anchor, txid, list(parts))
+        self._cleaner.queue(anchor, txid, list(parts))
 
     async def _retry_failed(self) -> None:
         async with self._recovering:
@@ -433,64 +504,14 @@ class ShardedStore(RecordStore):
                     raise StoreUnavailable(f"an earlier cross-shard batch cannot be completed yet: {exc}") from exc
                 self._failed.pop(0)
 
-    def _queue_cleanup(self, anchor: int, txid: bytes, targets: list[int]) -> None:
-        self._cleanups.append((anchor, txid, targets))
-        self._cleanups_queued += 1
-        if self._cleaner is None or self._cleaner.done():
-            self._cleaner = asyncio.ensure_future(self._clean())
-
-    async def _clean(self) -> None:
-        batch: list[tuple[int, bytes, list[int]]] = []
-        try:
-            while self._cleanups:
-                batch, self._cleanups = self._cleanups, []
-                intents: dict[int, list[Op]] = {}
-                markers: dict[int, list[Op]] = {}
-                for anchor, txid, targets in batch:
-                    intents.setdefault(anchor, []).append(Delete(INTENT_PREFIX + txid))
-                    for sid in targets:
-                        markers.setdefault(sid, []).append(Delete(APPLIED_PREFIX + txid))
-                # intents first: a marker without its intent is harmless, an intent without markers is not
-                await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in intents.items()))
-                await asyncio.gather(*(self._shards[sid].write(ops) for sid, ops in markers.items()))
-                self._cleanups_done += len(batch)
-                self._wake_cleanup_waiters(None)
-        except Exception as exc:  # leftovers are rolled forward (idempotently) by recover()
-            log.warning("= cross-shard cleanup failed: %s", exc)
-            self._cleanups_done += len(batch)
-            self.cleanup_broken = StoreUnavailable(f"cross-shard cleanup failed: {exc}")
-            self._wake_cleanup_waiters(self.cleanup_broken)
-
-    def _wake_cleanup_waiters(self, exc: Exception | None) -> None:
-        waiting = []
-        for target, future in self._cleanup_waiters:
-            if future.done():
-                continue
-            if exc is not None:
-                future.set_exception(exc)
-            elif self._cleanups_done >= target:
-                future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._cleanup_waiters = waiting
-
     async def flush_cleanups(self, quiet: bool = False) -> None:
-        """Wait until the intents and markers of batches finished before this call are deleted.
+        """Wait until the intents and markers of batches finished before this call are deleted."""
+        await self._cleaner.flush(quiet)
 
-        Under continuous load the cleaner never idles; this waits only for what was queued.
-        """
-        target = self._cleanups_queued
-        if self._cleanups_done >= target:
-            return
-        if self._cleaner is None or self._cleaner.done():
-            self._cleaner = asyncio.ensure_future(self._clean())
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._cleanup_waiters.append((target, future))
-        try:
-            await future
-        except StoreError:
-            if not quiet:
-                raise
+    @property
+    def cleanup_broken(self) -> StoreUnavailable | None:
+        """The error of a failed cleanup, until ``recover()``: no slot may move meanwhile."""
+        return self._cleaner.broken
 
     # ---- freeze / drain (for the rebalancer) -------------------------------------------
 
@@ -551,51 +572,109 @@ class ShardedStore(RecordStore):
         if self.cleanup_broken is not None:
             raise self.cleanup_broken
 
-    async def commit_map(self, new: ShardMap) -> None:
-        """Store ``new`` durably in the root shard, then route by it."""
-        await self._shards[0].write([Put(MAP_KEY, new.encode())])
-        self.map = new
-        self._owner = list(new.slots)
+    async def commit_map(self, new: ShardMap, *, replace_leader: bool = False) -> None:
+        """Store ``new`` durably in the root shard, then route by it.
+
+        Fenced: ``new.version`` must follow the map this process last read or committed, and
+        is claimed by an ``Insert`` in the same batch as the map. During a rebalance a member
+        may commit only if the map names it (or nobody) leader (``replace_leader``: a takeover).
+
+        Raises:
+            MapConflict: another member committed a newer map, or leads the rebalance.
+        """
+        if new.version != self._committed + 1:
+            raise MapConflict(f"shard map version {new.version} does not follow {self._committed}")
+        leader = self.map.leader
+        if self.member_id and not replace_leader and self.map.busy and leader not in ("", self.member_id):
+            raise MapConflict(f"member {leader[:16]} leads the rebalance")
+        ops: list[Op] = [Insert(version_key(new.version), b""), Put(MAP_KEY, new.encode())]
+        if new.version > KEPT_VERSIONS:
+            ops.append(Delete(version_key(new.version - KEPT_VERSIONS)))
+        try:
+            await self._root().write(ops)
+        except KeyExists:
+            raise MapConflict(f"shard map version {new.version} was committed by another member") from None
+        await self._adopt(new)
+
+    async def _adopt(self, new: ShardMap) -> None:
+        """Route by ``new``: open its shards, take its root, thaw slots it no longer freezes."""
+        for sid, url in new.shards.items():
+            await self.attach(sid, url)
+        self.map, self._committed, self._owner = new, new.version, list(new.slots)
+        self._root_sid, self.root_url = new.root, new.root_url
         self._write_cache()
+        self._thaw_remote([slot for slot in self._remote_frozen if slot not in new.frozen])
 
     # ---- several processes: members, remote freezes, map reloads ---------------------
 
     async def heartbeat(self) -> None:
         """Record (refresh) this process as a member serving the store."""
+        await self._register(self._root())
+
+    async def _register(self, root: RecordStore) -> None:
+        started = asyncio.get_running_loop().time()
         doc = json.dumps({"at": time.time()}).encode()
-        await self._shards[0].write([Put(MEMBER_PREFIX + self.member_id.encode(), doc)])
+        await root.write([Put(MEMBER_PREFIX + self.member_id.encode(), doc)])
+        self._registered_at = started
+
+    def lease_left(self) -> float:
+        """Seconds until other members may take this one for dead (``member_ttl`` after its
+        last heartbeat); infinite for a process that is not a member."""
+        if not self.member_id:
+            return math.inf
+        return self._registered_at + self.member_ttl - asyncio.get_running_loop().time()
+
+    async def members(self) -> dict[str, float]:
+        """Every registered member id and the wall-clock time of its last heartbeat."""
+        found: dict[str, float] = {}
+        for key, raw in await scan_all(self._root(), MEMBER_PREFIX):
+            try:
+                found[key[len(MEMBER_PREFIX) :].decode()] = float(json.loads(raw)["at"])
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                continue
+        return found
 
     async def live_members(self, ttl: float) -> list[str]:
         """Member ids whose heartbeat is younger than ``ttl`` seconds (this one included)."""
         now = time.time()
-        live = []
-        for key, raw in await _scan_all(self._shards[0], MEMBER_PREFIX):
-            try:
-                at = float(json.loads(raw)["at"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if now - at < ttl:
-                live.append(key[len(MEMBER_PREFIX) :].decode())
-        return live
+        return [member for member, at in (await self.members()).items() if now - at < ttl]
 
     async def reload_map(self) -> bool:
-        """Route by the root shard's map if it is newer; apply its frozen set. True if newer."""
-        raw = await self._shards[0].get(MAP_KEY)
+        """Route by the root shard's map if it is newer (following a moved root); apply its
+        frozen set; close shards it dropped. True if newer."""
+        raw = await self._root().get(MAP_KEY)
         if raw is None:
             return False
         new = ShardMap.decode(raw)
-        if new.version <= self.map.version:
+        if new.version <= self._committed:
             return False
-        for sid, url in new.shards.items():
-            await self.attach(sid, url)
-        self.map = new
-        self._owner = list(new.slots)
-        self._write_cache()
-        gone = [slot for slot in self._remote_frozen if slot not in new.frozen]
-        self._thaw_remote(gone)
+        if new.root != self._root_sid:
+            new = await self._follow_root(new)
+        await self._adopt(new)
+        gone = [sid for sid in self._shards if sid not in new.shards and sid != self._root_sid]
+        if gone:
+            await self.drain()  # reads that started before still use them
+            for sid in gone:
+                await self.detach(sid)
         if new.frozen and new.leader != self.member_id:
             await self.freeze_remote([s for s in new.frozen if s not in self._remote_frozen])
         return True
+
+    async def _follow_root(self, new: ShardMap) -> ShardMap:
+        """The root moved to shard ``new.root``: register there, then read its map (newer, or
+        moved again)."""
+        for _ in range(MAX_FORWARDS):
+            await self.attach(new.root, new.root_url)
+            root = self._shards[new.root]
+            if self.member_id:
+                await self._register(root)
+            raw = await root.get(MAP_KEY)
+            there = ShardMap.decode(raw) if raw is not None else new
+            if there.version < new.version or there.root == new.root:
+                log.info("= the root shard moved to shard %d", new.root)
+                return new if there.version < new.version else there
+            new = there
+        raise StoreUnavailable(f"the shard map was forwarded more than {MAX_FORWARDS} times")
 
     async def freeze_remote(self, slots: Sequence[int], *, drain: bool = True, lease: float = 0.0) -> None:
         """Freeze ``slots`` for another member's rebalance step (writes wait); running writes
@@ -657,8 +736,9 @@ class ShardedStore(RecordStore):
     # ---- status -------------------------------------------------------------------------
 
     def fingerprint(self) -> str:
-        """A stable hash of the placement (slot count, partition function, shards, slots)."""
-        return self.map.fingerprint()
+        """The store's identity (``ShardMap.identity``): equal on every node serving these
+        shards whatever the placement, so a rebalance does not split federation."""
+        return self.map.identity()
 
     def describe(self) -> dict[str, Any]:
         counts = self.map.slot_counts()
@@ -670,7 +750,10 @@ class ShardedStore(RecordStore):
         return {
             "backend": self.backend,
             "map_version": self.map.version,
-            "fingerprint": self.fingerprint(),
+            "fingerprint": self.map.fingerprint(),
+            "store_id": self.map.store_id,
+            "root": self._root_sid,
+            "leader": self.map.leader,
             "shards": shards,
             "rebalance": self.rebalance_status(),
             "cross_shard_batches": self.cross_shard_batches,
@@ -703,21 +786,3 @@ class ShardedStore(RecordStore):
     def _require_open(self) -> None:
         if not self._opened:
             raise StoreUnavailable("sharded store is not open")
-
-
-async def pages(
-    shard: RecordStore, start: bytes, stop: bytes, page: int = 1000
-) -> AsyncIterator[list[tuple[bytes, bytes]]]:
-    """The rows of ``shard`` in ``[start, stop)``, a page at a time."""
-    while True:
-        chunk = await shard.scan(start, stop, limit=page)
-        if chunk:
-            yield chunk
-        if len(chunk) < page:
-            return
-        start = chunk[-1][0] + b"\x00"
-
-
-async def _scan_all(shard: RecordStore, prefix: bytes) -> list[tuple[bytes, bytes]]:
-    """Every row of ``shard`` whose key starts with ``prefix``."""
-    return [row async for chunk in pages(shard, prefix, prefix_end(prefix)) for row in chunk]

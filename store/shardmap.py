@@ -19,6 +19,11 @@ can afford a million of them; a moving design pays per slot for the freeze and t
 On a shard a record's *physical* key is ``slot (2 bytes, big-endian) || key``, so a slot is
 one contiguous key range (copied and deleted by range scans) and a partition's keys keep
 their order. Physical keys starting ``0xFFFF`` are the sharded store's own records.
+
+The *root* shard (``ShardMap.root``, shard 0 unless the root was moved off a removed shard)
+stores the map and the members registry. ``store_id`` names the store itself: it is set
+when the map is created (from the first root's URL) and never changes, so nodes can tell
+that they serve the same store whatever its placement.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def _store_id(root_url: str) -> str:
+    return hashlib.sha256(public_url(root_url).encode()).hexdigest()[:32]
+
+
 def _runs(slots: list[int]) -> list[list[int]]:
     """``[[first_slot, last_slot, shard], ...]``: the slot array run-length encoded."""
     runs: list[list[int]] = []
@@ -93,8 +102,9 @@ class ShardMap:
 
     ``moves`` (slot -> target shard) are the slots still to move; ``cleanup`` lists
     ``(slot, former owner)`` pairs whose rows are still to delete; ``removing`` are shards
-    to drop from the map once they own no slot. Shard ids are never reused; shard 0 is
-    the root that stores this map.
+    to drop from the map once they own no slot. Shard ids are never reused; shard ``root``
+    (0 until the root is removed) stores this map; ``frozen`` and ``leader`` describe a
+    coordinated step of several members (``store.rebalance``).
     """
 
     version: int = 1
@@ -106,10 +116,20 @@ class ShardMap:
     next_id: int = 1
     frozen: list[int] = field(default_factory=list)
     leader: str = ""
+    root: int = 0
+    store_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.store_id and 0 in self.shards:  # maps written before store_id had root 0
+            self.store_id = _store_id(self.shards[0])
 
     @classmethod
     def single(cls, root_url: str) -> ShardMap:
         return cls(shards={0: root_url})
+
+    @property
+    def root_url(self) -> str:
+        return self.shards[self.root]
 
     @classmethod
     def even(cls, urls: list[str]) -> ShardMap:
@@ -149,7 +169,10 @@ class ShardMap:
             "cleanup": [list(pair) for pair in self.cleanup],
             "removing": self.removing,
             "next_id": self.next_id,
+            "id": self.store_id,
         }
+        if self.root:  # the root moved off shard 0 (which was removed)
+            doc["root"] = self.root
         if self.frozen:  # slots every node must hold writes to (a coordinated step copying them)
             doc["frozen"] = self.frozen
         if self.leader:  # the member running the rebalance
@@ -171,6 +194,8 @@ class ShardMap:
             next_id=int(doc["next_id"]),
             frozen=[int(x) for x in doc.get("frozen", [])],
             leader=str(doc.get("leader", "")),
+            root=int(doc.get("root", 0)),
+            store_id=str(doc.get("id", "")),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -186,6 +211,16 @@ class ShardMap:
         """SHA-256 (hex) of ``describe()``: equal on every node that places records alike."""
         canonical = json.dumps(self.describe(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def identity(self) -> str:
+        """SHA-256 (hex) of the store's id and placement function: equal on every node serving
+        this store, before, during and after any rebalance (unlike ``fingerprint()``)."""
+        doc = {"partition": PARTITION_FUNCTION, "slots": SLOT_COUNT, "store": self.store_id}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def next_root(self) -> int:
+        """The shard that takes the root role when the root is removed (the oldest staying one)."""
+        return min(sid for sid in self.shards if sid not in self.removing)
 
     def plan_add(self, url: str) -> int:
         """Add shard ``url`` and schedule moves that even out slots; returns its id."""
@@ -216,8 +251,8 @@ class ShardMap:
         sid = self.shard_id(url)
         if sid is None:
             raise ValueError("that shard is not in the map")
-        if sid == 0:
-            raise ValueError("shard 0 holds the shard map and cannot be removed")
+        if len(self.shards) == 1:
+            raise ValueError("the only shard cannot be removed")
         counts = {k: v for k, v in self.slot_counts().items() if k != sid}
         for slot, owner in enumerate(self.slots):
             if owner == sid:

@@ -4,6 +4,7 @@
     GET /admin/store/add-shard?url=URL     plan + start an online rebalance onto URL
     GET /admin/store/remove-shard?url=URL  plan + start moving every slot off URL
     GET /admin/store/reseal                re-seal old values under the newest key version
+                                           (sharded or single store; the node keeps serving)
 
 They belong to the admin API: registered only when the node runs with ``--admin-token``
 (else 404, like every ``/admin`` route) and authenticated by the admin API itself
@@ -114,8 +115,8 @@ class _Routes:
             return json_reply({"shard": sid} | await status_doc(self.store, False))
         if action == "reseal":
             sealed = _find_sealed(self.store)
-            if sealed is None or not isinstance(sealed.inner, ShardedStore):
-                raise StoreError("online reseal needs a sharded, sealed store: stop the node and reseal offline")
+            if sealed is None:
+                raise StoreError("this node's store is not sealed: nothing to reseal")
             report = await reseal(sealed)
             return json_reply({"records": report.records, "resealed": report.resealed})
         return json_reply({"error": f"unknown store admin action {action!r}"}, 404)

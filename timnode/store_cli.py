@@ -9,9 +9,11 @@
 With a node running on ``--data-dir`` (its ``node.json`` exists) and no ``--store``, the
 command goes to the node's ``/admin/store/*`` routes with the node's admin token (``--token``,
 else ``TIMNODE_ADMIN_TOKEN``; the node must run with ``--admin-token``, the same token as
-``timnode admin``): the node rebalances itself while it serves. Otherwise it
+``timnode admin``): the node rebalances or reseals itself while it serves (a reseal uses the
+node's own data key; ``--data-key`` is for a stopped node). Otherwise it
 opens the store directly (the node must be stopped) and, for add/remove-shard, carries
 out the whole rebalance before returning; an interrupted one resumes on the next open.
+``init`` is always offline: it creates the sharded layout before a node starts on it.
 """
 
 from __future__ import annotations
@@ -42,11 +44,23 @@ from timnode.store_admin import SHARDS_FILE, status_doc, store_url
 __all__ = ["main"]
 
 
+_COMMANDS = {
+    "status": "shards, slots, root, rebalance progress (from the running node, else from the store)",
+    "init": "make the data directory's store sharded; offline only: run it before a node starts on it "
+    "(a node running there is refused)",
+    "add-shard": "add a shard and move an even share of slots onto it (online through the running node)",
+    "remove-shard": "move every slot off a shard and drop it; removing the root moves its role "
+    "(the map and members registry) to the oldest remaining shard",
+    "reseal": "rewrite values sealed under older key versions (online through the running node, "
+    "which uses its own --data-key; --data-key applies when no node runs)",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="timnode store", description="Inspect and reshape the record store.")
     sub = parser.add_subparsers(dest="action", required=True)
-    for name in ("status", "init", "add-shard", "remove-shard", "reseal"):
-        cmd = sub.add_parser(name)
+    for name, about in _COMMANDS.items():
+        cmd = sub.add_parser(name, help=about, description=about)
         cmd.add_argument("--data-dir", default=default_data_dir(), help="the node's data directory")
         cmd.add_argument("--json", action="store_true", help="print JSON")
         if name != "init":
@@ -211,7 +225,7 @@ async def _copy_single_store(path: pathlib.Path, root: str) -> int:
 def _text(doc: dict[str, Any]) -> str:
     if "shards" not in doc or not isinstance(doc["shards"], list):
         return "\n".join(f"{k}: {v}" for k, v in sorted(doc.items())) + "\n"
-    lines = [f"map version {doc['map_version']}  fingerprint {doc['fingerprint'][:16]}  "
+    lines = [f"map version {doc['map_version']}  fingerprint {doc['fingerprint'][:16]}  root {doc.get('root', 0)}  "
              f"rebalance: {'in progress' if doc['rebalance']['busy'] else 'idle'}"]  # fmt: skip
     lines.append(f"{'ID':>3} {'BACKEND':<10} {'SLOTS':>5} {'RECORDS':>9}  URL")
     for shard in doc["shards"]:

@@ -2,15 +2,23 @@
 
 Every node with a sharded store registers in the root shard (``ShardedStore.member_id`` =
 its PeerId, a heartbeat every ``heartbeat`` s) before it reads the map, and is a *member*
-while its heartbeat is younger than ``member_ttl``. The node running a rebalance is the
-``store.rebalance.Coordinator`` here: per step it commits the frozen slots in the map, then
-asks every other live member over its link to freeze them (writes wait, running ones
-finish); a member that is not linked or does not acknowledge within ``timeout`` aborts the
-step (unfrozen everywhere, retried). After the flip members reload the map and thaw; before
-old copies are deleted every member must route by the new map (``sync``). A node that
-registers after the frozen slots were committed reads them when it opens the store, one
-that registered before is asked; every node also reloads the map at link-up and every
-``poll`` s. Requests and replies are JSON: ``{"op": "freeze", "slots": [...], "lease": s}``,
+while its heartbeat is younger than ``member_ttl`` (``TIMNODE_STORE_MEMBER_TTL``, 10 s).
+The node running a rebalance is the ``store.rebalance.Coordinator`` here: per step it
+commits the frozen slots in the map, then asks every other live member over its link to
+freeze them (writes wait, running ones finish); a member that is not linked or does not
+acknowledge within ``timeout`` aborts the step (unfrozen everywhere, retried). After the
+flip members reload the map and thaw; before old copies are deleted every member must
+route by the new map (``sync``). A node that registers after the frozen slots were
+committed reads them when it opens the store, one that registered before is asked; every
+node also reloads the map at link-up and every ``poll`` s.
+
+Dead members: every ``poll`` s the first live member (the smallest id) looks for members
+whose heartbeat lapsed. If one of them leads the map's rebalance, it takes the rebalance
+over (``store.rebalance.take_over``: the dead leader's frozen slots thaw everywhere, the
+rebalance resumes here); then it rolls forward the cross-shard batches each dead member
+left half applied (``ShardedStore.recover_member``).
+
+Requests and replies are JSON: ``{"op": "freeze", "slots": [...], "lease": s}``,
 ``{"op": "release", "slots": [...]}``, ``{"op": "sync", "version": n}`` -> ``{"ok": true,
 "version": n}`` or ``{"error": ...}``.
 """
@@ -20,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from node.manager import LinkManager, LinkUp
 from store.errors import StoreError
-from store.rebalance import StepAborted, start_rebalance
+from store.rebalance import StepAborted, start_rebalance, take_over
 from store.sharded import ShardedStore
 
 __all__ = ["PROTOCOL", "StoreCoordination"]
@@ -44,7 +53,7 @@ class StoreCoordination:
         *,
         timeout: float = 3.0,
         heartbeat: float = 2.0,
-        member_ttl: float = 10.0,
+        member_ttl: float | None = None,
         poll: float = 1.0,
     ) -> None:
         self.store = store
@@ -52,8 +61,9 @@ class StoreCoordination:
         self.me = store.member_id
         self.timeout = timeout
         self.heartbeat = heartbeat
-        self.member_ttl = member_ttl
+        self.member_ttl = store.member_ttl if member_ttl is None else member_ttl
         self.poll = poll
+        self._reaped: set[tuple[str, float]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Any = None
 
@@ -63,6 +73,7 @@ class StoreCoordination:
         self._unsubscribe = self.links.subscribe(self._on_link)
         self._spawn(self._heartbeats())
         self._spawn(self._polls())
+        self._spawn(self._watch())
         self._spawn(self._resume())
 
     async def stop(self) -> None:
@@ -106,10 +117,37 @@ class StoreCoordination:
         if not self.store.map.busy:
             return
         leader = self.store.map.leader
-        if leader and leader != self.me and leader in await self.store.live_members(self.member_ttl):
+        if leader == self.me:
+            start_rebalance(self.store)
+        elif leader in await self.store.live_members(self.member_ttl):
             log.info("= rebalance in progress, run by %s", leader[:16])
+        else:
+            await take_over(self.store)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await self.check_members()
+            except (StoreError, OSError) as exc:
+                log.warning("= store member check failed: %s", exc)
+
+    async def check_members(self) -> None:
+        """On the first live member: take over a dead leader's rebalance, reap dead members."""
+        store = self.store
+        members = await store.members()
+        now = time.time()
+        live = sorted(m for m, at in members.items() if now - at < self.member_ttl)
+        if not live or live[0] != self.me:
             return
-        start_rebalance(self.store)
+        leader = store.map.leader
+        running = store.rebalancer is not None and not store.rebalancer.done()
+        if store.map.busy and leader not in ("", self.me, *live) and not running:
+            await take_over(store)
+        for member, at in members.items():
+            if member not in live and (member, at) not in self._reaped:
+                await store.recover_member(member, at)
+                self._reaped.add((member, at))
 
     # ---- the Coordinator (store.rebalance) ---------------------------------------------
 

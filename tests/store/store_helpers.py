@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -61,6 +62,30 @@ async def drop_pg_table(dsn: str, table: str) -> None:
 
 def with_table(dsn: str, table: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
+
+
+class ShardUrls:
+    """Shard URLs for one test: SQLite files under ``directory``, or fresh PostgreSQL tables
+    (``postgres``; ``drop()`` removes the ones handed out)."""
+
+    def __init__(self, backend: str, directory: Path) -> None:
+        if backend == "postgres":
+            require_pg()
+        self.backend = backend
+        self.directory = directory
+        self.prefix = f"t_{secrets.token_hex(6)}"
+        self.used: set[int] = set()
+
+    def __call__(self, i: int) -> str:
+        self.used.add(i)
+        if self.backend == "sqlite":
+            return f"sqlite://{self.directory}/s{i}.db"
+        return with_table(PG_DSN, f"{self.prefix}_s{i}")
+
+    async def drop(self) -> None:
+        if self.backend == "postgres":
+            for i in sorted(self.used):
+                await drop_pg_table(PG_DSN, f"{self.prefix}_s{i}")
 
 
 def run_and_kill(

@@ -40,6 +40,7 @@ class InProcess:
 def member(root: str, name: str) -> ShardedStore:
     store = ShardedStore(root, open_raw, resume=False)
     store.member_id = name
+    store.member_ttl = 3600.0  # no heartbeat task in these tests: the leader's lease must not run out
     return store
 
 

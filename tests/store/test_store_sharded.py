@@ -78,10 +78,13 @@ def test_map_round_trip_plans_and_fingerprint() -> None:
     m.moves.clear()
     assert m.slot_counts() == {0: 2048, 1: 2048}
     assert m.fingerprint() != back.fingerprint()
-    with pytest.raises(ValueError):
-        m.plan_remove("sqlite:///a.db")  # the root holds the map
     m.plan_remove("postgresql://u:secret@h/db")
     assert len(m.moves) == 2048 and set(m.moves.values()) == {0} and m.removing == [1]
+    only = ShardMap.single("sqlite:///a.db")
+    with pytest.raises(ValueError, match="only shard"):
+        only.plan_remove("sqlite:///a.db")
+    assert back.identity() == m.identity() == only.identity()  # the store, whatever its placement
+    assert ShardMap.single("sqlite:///b.db").identity() != m.identity()
 
 
 def test_intent_codec_round_trip() -> None:
