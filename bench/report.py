@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -67,15 +67,38 @@ def _rss_from_proc(pid: int) -> float | None:
 
 
 def process_rss_mb(pid: int) -> float | None:
-    """Resident set size of process ``pid`` in MiB, via psutil or ``/proc``; None if gone."""
+    """Resident set size of process ``pid`` and its children (a node's store writer) in MiB,
+    via psutil or ``/proc``; None if gone."""
     try:
         import psutil
     except ImportError:
-        return _rss_from_proc(pid)
+        return _sum_over_tree(pid, _rss_from_proc)
     try:
-        return float(psutil.Process(pid).memory_info().rss) / (1024.0 * 1024.0)
+        return sum(float(p.memory_info().rss) for p in _psutil_tree(pid)) / (1024.0 * 1024.0)
     except psutil.Error:
         return None
+
+
+def _psutil_tree(pid: int) -> list[Any]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _children_from_proc(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            return [int(child) for child in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _sum_over_tree(pid: int, measure: Callable[[int], float | None]) -> float | None:
+    own = measure(pid)
+    if own is None:
+        return None
+    return own + sum(measure(child) or 0.0 for child in _children_from_proc(pid))
 
 
 def _cpu_from_proc(pid: int) -> float | None:
@@ -88,16 +111,20 @@ def _cpu_from_proc(pid: int) -> float | None:
 
 
 def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds used so far by process ``pid``; None if gone."""
+    """User + system CPU seconds used so far by process ``pid`` and its live children (a node's
+    store writer); None if gone."""
     try:
         import psutil
     except ImportError:
-        return _cpu_from_proc(pid)
+        return _sum_over_tree(pid, _cpu_from_proc)
+    total = 0.0
     try:
-        times = psutil.Process(pid).cpu_times()
+        for proc in _psutil_tree(pid):
+            times = proc.cpu_times()
+            total += float(times.user + times.system)
     except psutil.Error:
         return None
-    return float(times.user + times.system)
+    return total
 
 
 def format_value(value: Any) -> str:

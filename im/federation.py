@@ -95,7 +95,7 @@ def store_fingerprint(
     if scheme == "sqlite":
         import os
 
-        path = url[len("sqlite://") :]
+        path = url[len("sqlite://") :].partition("?")[0]  # ?writer= does not change the store
         where = {"sqlite": os.path.realpath(path)}
     elif scheme in ("postgresql", "postgres"):
         query = parse_qs(parts.query)
@@ -186,6 +186,11 @@ class LinkDirectory:
                 del self._table[user]
         self._seq = {k: v for k, v in self._seq.items() if k[0] != peer}
         return users
+
+    @property
+    def empty(self) -> bool:
+        """No node has told us of any user."""
+        return not self._table
 
     def cached(self, user: str, *, all_peers: bool = False) -> list[RemoteDevices]:
         return [r for r in self._table.get(user, {}).values() if all_peers or self.usable(r.peer)]
@@ -606,6 +611,11 @@ class Federation:
                 "cross-node delivery needs every node on the same store (or all with --no-store)",
             )
         return False
+
+    def may_reach(self) -> bool:
+        """Could ``route`` find another node at all? False on a node alone (no remote users
+        known, nothing beyond the mesh): the send path then skips routing."""
+        return not self.directory.empty or self._beyond_mesh()
 
     async def route(self, message: pb.Message) -> int:
         """Deliver to every other node holding a device of either party; recipient devices reached."""

@@ -50,6 +50,8 @@ class RemoteRouter(Protocol):
 
     async def knows(self, user: str) -> bool: ...
 
+    def may_reach(self) -> bool: ...
+
     async def route(self, message: pb.Message) -> int: ...
 
     def delivered(self, by: str, sender: str, message_ids: list[int]) -> None: ...
@@ -184,7 +186,7 @@ class Messenger:
                 await self._repush(session, earlier.message_id)
                 return self._duplicate(earlier)
         delivered = self._fan_out(session, message)
-        if self.remote is not None:
+        if self.remote is not None and self.remote.may_reach():
             delivered += await self.remote.route(message)
         if not self.durable and delivered == 0 and req.to != session.user:
             raise ImError(pb.RECIPIENT_OFFLINE, "recipient is offline and this node stores nothing")

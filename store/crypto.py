@@ -49,7 +49,7 @@ import re
 import secrets
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -59,7 +59,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from store.errors import BadDataKey, SealError
 
-__all__ = ["Keyring", "load_or_create_data_key", "parse_data_key", "keyring_from_spec", "MIN_DATA_KEY_BYTES"]
+__all__ = [
+    "Keyring", "Sealer", "SealingKey", "load_or_create_data_key", "parse_data_key", "keyring_from_spec",
+    "MIN_DATA_KEY_BYTES",
+]  # fmt: skip
 
 MIN_DATA_KEY_BYTES = 32
 SALT = b"timnode store key schedule"
@@ -124,6 +127,46 @@ class _Version:
     siv: AESGCMSIV
     blind_key: bytes
     header: bytes
+    seal_key: bytes  # the key of ``aead``, for a writer in another process (SealingKey)
+
+
+@dataclass(frozen=True, slots=True)
+class SealingKey:
+    """What a writer in another process needs to seal exactly as ``Keyring.seal`` does
+    (the SQLite writer process, ``store.sqlite_writer``). Secret: never logged."""
+
+    header: bytes
+    siv: bool
+    key: bytes = field(repr=False)
+
+
+class Sealer:
+    """Seals values under one ``SealingKey``: the newest version of a keyring, elsewhere.
+
+    Single-threaded (the writer process): nonces come from a plain per-sealer buffer of
+    ``os.urandom`` output, refilled after a fork like ``_NonceSource``.
+    """
+
+    def __init__(self, sealing: SealingKey) -> None:
+        self._header = sealing.header
+        self._aead: AESGCMSIV | AESGCM = AESGCMSIV(sealing.key) if sealing.siv else AESGCM(sealing.key)
+        self._nonces = b""
+        self._offset = 0
+        self._generation = -1
+
+    def seal(self, key: bytes, plaintext: bytes) -> bytes:
+        offset = self._offset
+        if offset >= len(self._nonces) or self._generation != _fork_generation:
+            self._nonces, offset, self._generation = os.urandom(_NONCE_BUFFER * 4), 0, _fork_generation
+        nonce = self._nonces[offset : offset + NONCE_BYTES]
+        self._offset = offset + NONCE_BYTES
+        header = self._header
+        return header + nonce + self._aead.encrypt(nonce, plaintext, header + key)
+
+
+def _seal(aead: AESGCMSIV | AESGCM, header: bytes, key: bytes, plaintext: bytes) -> bytes:
+    nonce = _nonces.take()
+    return header + nonce + aead.encrypt(nonce, plaintext, header + key)
 
 
 def _header(version: int, siv: bool = True) -> bytes:
@@ -188,8 +231,12 @@ class Keyring:
     def seal(self, key: bytes, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` bound to record ``key`` under the newest version."""
         entry = self._versions[self._newest]
-        nonce = _nonces.take()
-        return entry.header + nonce + entry.aead.encrypt(nonce, plaintext, entry.header + key)
+        return _seal(entry.aead, entry.header, key, plaintext)
+
+    def sealing_key(self) -> SealingKey:
+        """The newest version's sealing key, for a ``Sealer`` in another process."""
+        entry = self._versions[self._newest]
+        return SealingKey(entry.header, not self._legacy_gcm, entry.seal_key)
 
     def unseal(self, key: bytes, sealed: bytes) -> bytes:
         """Decrypt a value sealed for record ``key``.
@@ -221,11 +268,12 @@ class Keyring:
             raise BadDataKey(f"key version {version} outside 0..{MAX_VERSION}")
         if len(data_key) < MIN_DATA_KEY_BYTES:
             raise BadDataKey(f"data key must be at least {MIN_DATA_KEY_BYTES} bytes")
-        gcm = AESGCM(_hkdf(data_key, VALUE_INFO))
-        siv = AESGCMSIV(_hkdf(data_key, SIV_INFO))
+        gcm_key, siv_key = _hkdf(data_key, VALUE_INFO), _hkdf(data_key, SIV_INFO)
+        gcm, siv = AESGCM(gcm_key), AESGCMSIV(siv_key)
         aead: AESGCMSIV | AESGCM = gcm if self._legacy_gcm else siv
         header = _header(version, siv=not self._legacy_gcm)
-        self._versions[version] = _Version(aead, gcm, siv, _hkdf(data_key, BLIND_INFO), header)
+        seal_key = gcm_key if self._legacy_gcm else siv_key
+        self._versions[version] = _Version(aead, gcm, siv, _hkdf(data_key, BLIND_INFO), header, seal_key)
 
 
 def _parse_header(sealed: bytes) -> tuple[bytes, int]:

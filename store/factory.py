@@ -1,6 +1,7 @@
 """Build a RecordStore from a store URL.
 
-    sqlite:///ABS/PATH        SQLite file at an absolute path
+    sqlite:///ABS/PATH        SQLite file at an absolute path (``?writer=inline`` commits on
+                              the event loop instead of in a writer process)
     sqlite://REL/PATH         SQLite file relative to the working directory
     memory://                 in memory (no-store mode, tests)
     postgresql://...          PostgreSQL via asyncpg (also postgres://); ``?table=NAME``
@@ -16,13 +17,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
+from urllib.parse import parse_qsl
 
 from store.api import RecordStore
 from store.crypto import Keyring
 from store.errors import BadStoreUrl
 from store.memory import MemoryStore
 from store.sealed import SealedStore
-from store.sqlite import SqliteStore
+from store.sqlite import SqliteStore, WriterMode
 
 __all__ = ["open_store", "open_raw", "sqlite_path", "SHARDS_SCHEME", "read_shards_file", "write_shards_file"]
 
@@ -51,10 +54,20 @@ def write_shards_file(path: str | os.PathLike[str], root_url: str) -> None:
 
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite://`` URL (``sqlite:///abs`` or ``sqlite://relative``)."""
-    path = url[len(_SQLITE) :]
-    if not path or path == "/" or "?" in path or "#" in path:
+    return _sqlite_parts(url)[0]
+
+
+def _sqlite_parts(url: str) -> tuple[str, WriterMode]:
+    """Path and writer of ``sqlite://PATH[?writer=process|inline]``."""
+    path, _, query = url[len(_SQLITE) :].partition("?")
+    if not path or path == "/" or "#" in url:
         raise BadStoreUrl(f"bad sqlite URL {url!r}: want sqlite:///ABS/PATH or sqlite://REL/PATH")
-    return path
+    writer = "process"
+    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if name != "writer" or value not in ("process", "inline"):
+            raise BadStoreUrl(f"bad sqlite URL {url!r}: the only option is writer=process|inline")
+        writer = value
+    return path, cast(WriterMode, writer)
 
 
 def open_raw(url: str) -> RecordStore:
@@ -65,7 +78,8 @@ def open_raw(url: str) -> RecordStore:
 def _backend(url: str) -> RecordStore:
     scheme = url.partition(":")[0].lower()
     if scheme == "sqlite" and url.startswith(_SQLITE):
-        return SqliteStore(sqlite_path(url))
+        path, writer = _sqlite_parts(url)
+        return SqliteStore(path, writer=writer)
     if scheme == "memory" and url.rstrip("/") in ("memory:", "memory:/"):
         return MemoryStore()
     if scheme in ("postgresql", "postgres"):

@@ -19,7 +19,8 @@ from store.postgres import PostgresStore
 from store.sharded import ShardedStore, create_shards
 
 BACKENDS = [
-    "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-threaded", "postgres", "postgres-sealed",
+    "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-process", "sqlite-process-sealed", "postgres",
+    "postgres-sealed",
     "sharded", "sharded-sealed",
 ]  # fmt: skip
 
@@ -69,7 +70,7 @@ async def make_store(backend: str, tmp_path: Path, keyring: Keyring) -> AsyncIte
         elif backend.startswith("sharded"):
             inner = ShardedStore(shard_urls[0], open_raw)
         elif backend.startswith("sqlite"):
-            inner = SqliteStore(tmp_path / "store.db", threaded=backend == "sqlite-threaded")
+            inner = SqliteStore(tmp_path / "store.db", writer="process" if "process" in backend else "inline")
         else:
             inner = PostgresStore(PG_DSN, table=table)
         return SealedStore(inner, keyring) if backend.endswith("-sealed") else inner

@@ -11,7 +11,7 @@ import pytest
 from store_helpers import assert_all_present, run_and_kill
 
 from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
-from store.sqlite import SCHEMA_VERSION
+from store.sqlite import SCHEMA_VERSION, WriterMode
 
 
 def _meta(path: Path) -> dict[str, str]:
@@ -77,19 +77,21 @@ async def test_close_commits_queued_writes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    url = f"sqlite://{tmp_path}/crash.db"
+@pytest.mark.parametrize("writer", ["process", "inline"])
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path, writer: str) -> None:
+    url = f"sqlite://{tmp_path}/crash.db?writer={writer}"
     data_key = secrets.token_bytes(32)
     acked = run_and_kill(url, data_key)
     assert len(acked) >= 3000
     await assert_all_present(url, data_key, acked)
 
 
-async def test_sealed_values_are_not_on_disk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["process", "inline"])
+async def test_sealed_values_are_not_on_disk(tmp_path: Path, writer: WriterMode) -> None:
     secret = b"alice-secret-body"
     for sealed, db in ((True, tmp_path / "sealed"), (False, tmp_path / "plain")):
         db.mkdir()
-        inner = SqliteStore(db / "s.db")
+        inner = SqliteStore(db / "s.db", writer=writer)
         store = SealedStore(inner, Keyring(secrets.token_bytes(32))) if sealed else inner
         await store.open()
         await store.write([Put(b"msg/1", b"hdr:" + secret + b":end")])

@@ -1,0 +1,184 @@
+"""The SQLite writer process: group commit on a core of its own.
+
+A node's event loop would otherwise spend most of a durable send inside SQLite (B-tree
+inserts and WAL page writes, ~60 us of the ~130 us a 1:1 send cost on the loop thread), and
+a writer *thread* cannot help: ``executemany`` takes the GIL back for every row, so under
+load the thread waits up to the switch interval per row (measured: under 1,000 sends/s).
+A process has its own GIL. ``store.sqlite`` starts one per store
+(``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT``) over a socketpair:
+
+parent -> child   ``("seal", header, siv, key)``  the sealing key (``store.crypto.SealingKey``)
+                  ``("w", seq, batches)``  batches: ``[(seal, ((kind, key, value), ...)), ...]``,
+                                          kind 0 Put, 1 Insert, 2 Delete; ``seal``: seal the
+                                          values here (``SealedStore`` over this writer)
+                  ``("q",)``              commit what came before, then exit
+child -> parent   ``("ready", schema_version)`` or ``("fail", reason)`` once at start
+                  ``("r", seq, outcomes, transactions)``  per ``w`` frame: ``None`` (applied),
+                                          ``(1, key)`` KeyExists, ``(2, reason)`` unavailable
+                  ``("bye",)``            after ``q``
+
+Frames: ``store.sqlite_wire``. Whatever ``w`` frames have arrived when the previous transaction ends are
+committed together in one transaction (``store.sqlite_commit.commit_group``): the parent
+pipelines, the child groups. The reply is written only after ``COMMIT`` returned, so an
+acknowledged batch survives ``kill -9`` of either process. On EOF (the parent died) the
+child commits the complete frames it holds and exits; a partial frame was never
+acknowledged. It ignores SIGINT and SIGTERM, which a terminal or a service manager sends
+to the whole process group: the parent decides when it ends. Checkpoints (which fsync) run
+in a thread every ``CHECKPOINT_ROWS`` rows, off the commit path.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+import sys
+import threading
+from collections import deque
+from typing import Any
+
+from store.crypto import Sealer, SealingKey
+from store.errors import StoreUnavailable
+from store.sqlite_commit import Outcome, checkpoint, commit_wire, connect_writer, migrate
+from store.sqlite_wire import FrameReader, Wire, encode_frame, encode_outcome
+
+__all__ = ["main"]
+
+CHECKPOINT_ROWS = 10_000
+MAX_GROUP_OPS = 20_000
+_RECV = 1 << 20
+
+
+class _Checkpoints:
+    """PASSIVE checkpoints in a thread, at most one at a time, every ``every`` rows."""
+
+    def __init__(self, path: str, busy_timeout: float, every: int = CHECKPOINT_ROWS) -> None:
+        self._args = (path, busy_timeout)
+        self._every = every
+        self._rows = 0
+        self._thread: threading.Thread | None = None
+
+    def note(self, rows: int) -> None:
+        self._rows += rows
+        if self._rows >= self._every and (self._thread is None or not self._thread.is_alive()):
+            self._rows = 0
+            self._thread = threading.Thread(target=checkpoint, args=self._args, name="checkpoint", daemon=True)
+            self._thread.start()
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        checkpoint(*self._args)
+
+
+class _Child:
+    """The writer loop: read frames, commit them together, reply."""
+
+    def __init__(self, sock: socket.socket, path: str, busy_timeout: float) -> None:
+        self._sock = sock
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._reader = FrameReader()
+        self._ready: deque[Any] = deque()
+        self._eof = False
+        self._transactions = 0
+        self._sealer: Sealer | None = None
+
+    def run(self) -> int:
+        try:
+            conn = connect_writer(self._path, self._busy_timeout)
+            version = migrate(conn)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            self._sock.sendall(encode_frame(("fail", f"sqlite open failed: {exc}")))
+            return 1
+        self._sock.sendall(encode_frame(("ready", version)))
+        checkpoints = _Checkpoints(self._path, self._busy_timeout)
+        try:
+            self._serve(conn, checkpoints)
+        finally:
+            conn.close()
+            checkpoints.finish()
+        return 0
+
+    def _serve(self, conn: Any, checkpoints: _Checkpoints) -> None:
+        while True:
+            frames, quit_seen = self._take()
+            if frames:
+                self._commit(conn, frames, checkpoints)
+            if quit_seen:
+                self._sock.sendall(encode_frame(("bye",)))
+                return
+            if self._eof and not self._ready:
+                return
+
+    def _take(self) -> tuple[list[tuple[int, list[tuple[bool, Wire]]]], bool]:
+        """Block for one frame, then take every complete frame already here (up to a size cap)."""
+        while not self._ready and not self._eof:
+            self._receive()
+        while not self._eof and select.select([self._sock], [], [], 0)[0]:
+            self._receive()
+        frames: list[tuple[int, list[tuple[bool, Wire]]]] = []
+        size = 0
+        while self._ready and size < MAX_GROUP_OPS:
+            message = self._ready.popleft()
+            if message[0] == "q":
+                return frames, True
+            if message[0] == "seal":
+                self._sealer = Sealer(SealingKey(bytes(message[1]), bool(message[2]), bytes(message[3])))
+                continue
+            frames.append((message[1], message[2]))
+            size += sum(len(ops) for _, ops in message[2])
+        return frames, False
+
+    def _receive(self) -> None:
+        data = self._sock.recv(_RECV)
+        if not data:
+            self._eof = True
+            return
+        self._ready.extend(self._reader.feed(data))
+
+    def _commit(self, conn: Any, frames: list[tuple[int, list[tuple[bool, Wire]]]], checkpoints: _Checkpoints) -> None:
+        wires = [batch for _, batches in frames for batch in batches]
+        try:
+            batches = [self._sealed(ops) if seal else ops for seal, ops in wires]
+        except Exception as exc:  # noqa: BLE001 - a bad value or no key: fail these batches, keep serving
+            failed = StoreUnavailable(f"sqlite writer could not prepare the group: {exc}")
+            outcomes: list[Outcome] = [failed] * len(wires)
+        else:
+            outcomes = commit_wire(conn, batches)
+            self._transactions += 1
+            checkpoints.note(sum(len(ops) for ops in batches))
+        replies = bytearray()
+        start = 0
+        for seq, part in frames:
+            encoded = [encode_outcome(o) for o in outcomes[start : start + len(part)]]
+            start += len(part)
+            replies += encode_frame(("r", seq, encoded, self._transactions))
+        try:
+            self._sock.sendall(replies)
+        except OSError:  # the parent is gone; what is committed stays committed
+            self._eof = True
+            self._ready.clear()
+
+    def _sealed(self, ops: Wire) -> Wire:
+        if self._sealer is None:
+            raise StoreUnavailable("no sealing key was sent")
+        seal = self._sealer.seal
+        return tuple((kind, key, value if kind == 2 else seal(key, value)) for kind, key, value in ops)
+
+
+def main(argv: list[str]) -> int:
+    """``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT``"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    fd, path, busy_timeout = int(argv[0]), argv[1], float(argv[2])
+    sock = socket.socket(fileno=fd)
+    try:
+        return _Child(sock, path, busy_timeout).run()
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
