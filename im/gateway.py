@@ -34,6 +34,7 @@ from im.limits import TokenBucket
 from im.service import ImService
 from im.sessions import Push, Session, SessionSink
 from im.streams import StreamQueue
+from im.wsframe import frame as ws_frame
 from node.metrics import Counter, Histogram
 from node.server import PortConnection
 from store.errors import StoreError
@@ -67,12 +68,14 @@ class GatewayOptions:
 
 
 class Outbox:
-    """A connection's bounded queue of encoded frames, written once per loop tick.
+    """A connection's bounded queue of complete WebSocket frames, written once per loop tick.
 
-    Frames queued during one tick (a group commit resolves many sends at once) are
-    serialized through the connection's sans-I/O protocol and handed to the transport in
-    ONE write: a syscall per tick instead of per frame. When the transport's buffer is over
-    its high-water mark (websockets' ``paused``), flushing waits for ``drain()``.
+    Frames queued during one tick (a group commit resolves many sends at once) are handed
+    to the transport in ONE write, after whatever control frames the connection's sans-I/O
+    protocol has queued: a syscall per tick instead of per frame. The frames are built by
+    ``im.wsframe`` (a push once for all its recipients), not by the protocol: it is only
+    told about closing. When the transport's buffer is over its high-water mark
+    (websockets' ``paused``), flushing waits for ``drain()``.
 
     Stream frames (``put_stream``) wait in a separate small queue that drops its OLDEST
     frame when full (im/streams.py): while the transport is paused they never grow memory
@@ -85,8 +88,8 @@ class Outbox:
         self.ws = ws
         self.limit = limit
         self._sent = sent
-        self._queue: deque[bytes | str] = deque()
-        self._streams: StreamQueue[bytes | str] = StreamQueue(stream_limit)
+        self._queue: deque[bytes] = deque()
+        self._streams: StreamQueue[bytes] = StreamQueue(stream_limit)
         self._dropped = dropped
         self._closing: tuple[int, str] | None = None
         self._scheduled = False
@@ -94,7 +97,7 @@ class Outbox:
         self._close_task: asyncio.Future[None] | None = None  # the closing handshake, kept referenced
         self._drain_task: asyncio.Future[None] | None = None
 
-    def put(self, data: bytes | str) -> bool:
+    def put(self, data: bytes) -> bool:
         """Queue a frame; False when the outbox is full (the caller closes the connection)."""
         if self._closing is not None:
             return True
@@ -104,7 +107,7 @@ class Outbox:
         self._schedule()
         return True
 
-    def put_stream(self, data: bytes | str) -> None:
+    def put_stream(self, data: bytes) -> None:
         """Queue a stream frame; when the stream queue is full the oldest one is dropped."""
         if self._closing is not None:
             return
@@ -137,22 +140,14 @@ class Outbox:
             self._draining = True
             self._drain_task = asyncio.ensure_future(self._drain_then_flush())
             return
+        chunks = ws.protocol.data_to_send()  # control frames the protocol queued go first
         count = len(self._queue)
-        for item in self._queue:
-            if isinstance(item, bytes):
-                ws.protocol.send_binary(item)
-            else:
-                ws.protocol.send_text(item.encode())
+        chunks.extend(self._queue)
         self._queue.clear()
         if self._streams:
             streams = self._streams.take_all()
             count += len(streams)
-            for item in streams:
-                if isinstance(item, bytes):
-                    ws.protocol.send_binary(item)
-                else:
-                    ws.protocol.send_text(item.encode())
-        chunks = ws.protocol.data_to_send()
+            chunks.extend(streams)
         if chunks:
             ws.transport.write(b"".join(chunks))
         self._sent.inc(count)
@@ -284,12 +279,12 @@ class ClientConnection:
     # ------------------------------------------------------------------ outbound
 
     def push(self, push: Push) -> None:
-        self._enqueue(push.binary() if self.codec.binary else push.json())
+        self._enqueue_frame(push.framed(self.codec.binary))
 
     def push_stream(self, push: Push) -> None:
         """A droppable push (stream data): the oldest queued stream frame goes when full."""
         if not self._closing:
-            self._outbox.put_stream(push.binary() if self.codec.binary else push.json())
+            self._outbox.put_stream(push.framed(self.codec.binary))
 
     def kick(self, reason: int, message: str) -> None:
         """Tell the client why, end its session, then close with the reason's close code."""
@@ -319,7 +314,12 @@ class ClientConnection:
         self._outbox.close(code, reason)
 
     def _enqueue(self, data: bytes | str) -> None:
-        if not self._outbox.put(data) and not self._closing:
+        """Queue an encoded reply (``codec.encode``) as one frame."""
+        text = isinstance(data, str)
+        self._enqueue_frame(ws_frame(data.encode() if isinstance(data, str) else data, text=text))
+
+    def _enqueue_frame(self, framed: bytes) -> None:
+        if not self._outbox.put(framed) and not self._closing:
             log.warning("closing slow consumer %s (outbox full)", self.address)
             self._outbox.clear()
             self._close(1008, "slow consumer: outbox full, reconnect and sync")

@@ -14,19 +14,29 @@ from typing import Protocol
 from google.protobuf import json_format
 
 from im import client_pb2 as pb
+from im.wsframe import frame as ws_frame
 
 __all__ = ["Push", "SessionSink", "Session", "SessionRegistry", "AdmitDecision"]
 
 
 class Push:
-    """A server push, encoded lazily at most once per codec."""
+    """A server push, encoded (and framed: ``im.wsframe``) lazily at most once per codec."""
 
-    __slots__ = ("frame", "_binary", "_json")
+    __slots__ = ("frame", "_binary", "_json", "_framed")
 
     def __init__(self, frame: pb.ServerFrame) -> None:
         self.frame = frame
         self._binary: bytes | None = None
         self._json: str | None = None
+        self._framed: dict[bool, bytes] = {}
+
+    def framed(self, binary: bool) -> bytes:
+        """The complete WebSocket frame of the binary (protobuf) or the text (JSON) encoding."""
+        done = self._framed.get(binary)
+        if done is None:
+            payload = self.binary() if binary else self.json().encode()
+            done = self._framed[binary] = ws_frame(payload, text=not binary)
+        return done
 
     def binary(self) -> bytes:
         if self._binary is None:

@@ -43,9 +43,21 @@ __all__ = [
 
 log = logging.getLogger("store.sqlite")
 
-#: schema migrations; entry ``i`` moves the schema from version ``i`` to ``i + 1``
+#: schema migrations; entry ``i`` moves the schema from version ``i`` to ``i + 1``.
+#: 2: a rowid table with a unique index on ``key`` instead of a WITHOUT ROWID table. A
+#: WITHOUT ROWID b-tree keeps whole rows in its interior pages too, so with message-sized
+#: values (~300 bytes, over 1/20 of a page: https://sqlite.org/withoutrowid.html section 4)
+#: it is deep and splits often: 9.4 WAL frames per 4-row send, against 6.5 with rows
+#: appended to a rowid table and only (key, rowid) in the index; a durable send costs ~30 %
+#: less in the writer (measured, groups of 4 and of 64 sends). Rows are copied in key order.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ("CREATE TABLE IF NOT EXISTS records (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",),
+    (
+        "CREATE TABLE records_v2 (key BLOB NOT NULL UNIQUE, value BLOB NOT NULL)",
+        "INSERT INTO records_v2 (key, value) SELECT key, value FROM records ORDER BY key",
+        "DROP TABLE records",
+        "ALTER TABLE records_v2 RENAME TO records",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 _PUT = "INSERT OR REPLACE INTO records (key, value) VALUES (?, ?)"

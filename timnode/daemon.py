@@ -162,6 +162,11 @@ class Node:
         await self.dht.start()
         self._flusher = asyncio.create_task(self._flush_loop())
         gc.freeze()  # start-up objects (modules, classes, config) leave the collector's generations
+        # Young collections every 10,000 allocations instead of 700: objects of requests in
+        # flight live through far fewer of them, so fewer reach the old generations and full
+        # collections become rare (measured, bench chat --no-store: 2,576 young, 233 middle and
+        # 20 full collections, 392 ms in all, became 154, 13 and 0, 140 ms; max rate +5 %).
+        gc.set_threshold(10_000, 10, 10)
         self._write_ready_file()
         if self.config.no_store:
             log.warning("no-store mode: messages go to online devices only; accounts live in memory")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from store_helpers import assert_all_present, run_and_kill
 
-from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
-from store.sqlite import SCHEMA_VERSION, WriterMode
+from store import Insert, KeyExists, Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
+from store.sqlite import MIGRATIONS, SCHEMA_VERSION, WriterMode
 
 
 def _meta(path: Path) -> dict[str, str]:
@@ -30,7 +30,29 @@ async def test_schema_created_and_migrations_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'records'").fetchone()[0]
-    assert "WITHOUT ROWID" in sql
+    assert "WITHOUT ROWID" not in sql and "UNIQUE" in sql  # schema 2: rowid table, unique key index
+
+
+@pytest.mark.parametrize("writer", ["process", "inline"])
+async def test_a_schema_1_database_is_migrated_with_its_records(tmp_path: Path, writer: WriterMode) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # what a build with schema 1 left behind
+        conn.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute(MIGRATIONS[0][0])
+        conn.executemany("INSERT INTO records VALUES (?, ?)", [(b"k%04d" % i, b"v%d" % i) for i in range(500)])
+    store = SqliteStore(path, writer=writer)
+    await store.open()
+    try:
+        assert store.describe()["schema_version"] == SCHEMA_VERSION == 2
+        rows = await store.scan(b"k", b"l", limit=1000)
+        assert rows == [(b"k%04d" % i, b"v%d" % i) for i in range(500)]
+        await store.write([Put(b"k0001", b"new"), Put(b"z", b"1")])
+        with pytest.raises(KeyExists):
+            await store.write([Insert(b"k0002", b"dup")])
+        assert await store.get(b"k0001") == b"new" and await store.get(b"k0002") == b"v2"
+    finally:
+        await store.close()
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
