@@ -3,8 +3,10 @@
 Table: ``NAME (key bytea PRIMARY KEY, value bytea NOT NULL)``; ``bytea`` compares bytewise,
 so scans order like the other backends. The schema version lives in ``NAME_meta(k, v)``;
 migrations run on open under a transaction-scoped advisory lock, so nodes sharing a
-database may open concurrently. ``?table=NAME`` in the DSN picks the table and is removed
-before the DSN reaches asyncpg.
+database may open concurrently (a server without ``pg_advisory_xact_lock`` / ``hashtext``,
+e.g. CockroachDB, migrates unlocked: see ``_lock_migration``). ``?table=NAME`` in the DSN
+picks the table and is removed before the DSN reaches asyncpg; its other query parameters
+(``sslmode``, ``sslrootcert``, server settings) are asyncpg's.
 
 Group commit: ``write()`` appends its batch to a pending list and awaits a future; one
 flusher task at a time takes every pending batch and commits them in ONE transaction:
@@ -19,17 +21,26 @@ flusher task at a time takes every pending batch and commits them in ONE transac
 If another writer inserted a fresh key meanwhile, step 3 raises a unique violation; the
 group is then redone the slow way: one ``SAVEPOINT`` per batch, one statement per op.
 Statements go through asyncpg's per-connection prepared statement cache.
+
+Retries: a transaction that ends in SQLSTATE 40001 ``serialization_failure`` or 40P01
+``deadlock_detected`` (PostgreSQL docs, Appendix A "Error Codes"; 40001 is how CockroachDB's
+"restart transaction" errors and YugabyteDB's conflicts reach the client) was rolled back
+whole and applied nothing, so it is run again from the start: the group (re-reading which
+``Insert`` keys exist), a read, the migration. Up to ``_ATTEMPTS`` runs, with full-jitter
+exponential backoff between them. Any other error, and 40003 ``statement_completion_unknown``
+(the commit may have happened), is not retried: the group fails with ``StoreUnavailable``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -49,8 +60,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,57}")  # leaves room for "_meta" within 63 bytes
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-_GROUP_ATTEMPTS = 3
+#: 40001 serialization_failure, 40P01 deadlock_detected: the transaction was rolled back, rerun it
+_RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+_ATTEMPTS = 6  # runs of one transaction, the first included
+_BACKOFF_BASE_S = 0.005
+_BACKOFF_CAP_S = 0.25
+#: serializes concurrent migrations of one table; servers without it answer 42883
+#: undefined_function (CockroachDB) or 0A000 feature_not_supported (YugabyteDB before 2.25.1
+#: or with advisory locks off), and the migration then runs unlocked
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))"
+_NO_LOCK = (asyncpg.UndefinedFunctionError, asyncpg.FeatureNotSupportedError)
+T = TypeVar("T")
 
 
 def split_table(dsn: str) -> tuple[str, str | None]:
@@ -72,6 +92,11 @@ def _check_table(name: str) -> str:
     if not _TABLE_NAME.fullmatch(name):
         raise BadStoreUrl(f"bad table name {name!r}: want [a-z_][a-z0-9_]{{0,57}}")
     return name
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before rerunning after failed run ``attempt`` (1-based): full jitter."""
+    return random.uniform(0.0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
 
 
 @contextmanager
@@ -133,6 +158,7 @@ class GroupStats:
     batches: int = 0
     slow_groups: int = 0
     largest_group: int = 0
+    retries: int = 0  # transactions rerun after 40001 / 40P01 (groups, reads, migration)
 
 
 def _columns(pairs: dict[bytes, bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -155,6 +181,8 @@ class PostgresStore(RecordStore):
         self._pending: list[_Job] = []
         self._flusher: asyncio.Task[None] | None = None
         self.stats = GroupStats()
+        #: whether the last migration ran under the advisory lock (None before ``open``)
+        self.migration_locked: bool | None = None
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -162,8 +190,7 @@ class PostgresStore(RecordStore):
         with _map_errors("open"):
             pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
             try:
-                async with pool.acquire() as conn:
-                    await self._migrate(conn)
+                await self._retrying("migration", lambda: self._migrate_on(pool))
             except BaseException:
                 await pool.close()
                 raise
@@ -179,16 +206,18 @@ class PostgresStore(RecordStore):
         await pool.close()
 
     async def get(self, key: bytes) -> bytes | None:
+        pool = self._require_pool()
         with _map_errors("read"):
-            value = await self._require_pool().fetchval(self._sql.get, key)
+            value = await self._retrying("read", lambda: pool.fetchval(self._sql.get, key))
         return None if value is None else bytes(value)
 
     async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         pool = self._require_pool()
         if not keys:
             return {}
+        unique = list(dict.fromkeys(keys))
         with _map_errors("read"):
-            rows = await pool.fetch(self._sql.get_many, list(dict.fromkeys(keys)))
+            rows = await self._retrying("read", lambda: pool.fetch(self._sql.get_many, unique))
         return {bytes(k): bytes(v) for k, v in rows}
 
     async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
@@ -197,7 +226,7 @@ class PostgresStore(RecordStore):
             return []
         sql = self._sql.scan_desc if reverse else self._sql.scan_asc
         with _map_errors("scan"):
-            rows = await pool.fetch(sql, start, end, limit)
+            rows = await self._retrying("scan", lambda: pool.fetch(sql, start, end, limit))
         return [(bytes(k), bytes(v)) for k, v in rows]
 
     async def write(self, ops: Sequence[Op]) -> None:
@@ -223,6 +252,8 @@ class PostgresStore(RecordStore):
             "batches": self.stats.batches,
             "slow_groups": self.stats.slow_groups,
             "largest_group": self.stats.largest_group,
+            "retries": self.stats.retries,
+            "migration_locked": self.migration_locked,
         }
 
     def _require_pool(self) -> Any:
@@ -230,10 +261,28 @@ class PostgresStore(RecordStore):
             raise StoreUnavailable("postgresql store is not open")
         return self._pool
 
+    async def _retrying(self, what: str, run: Callable[[], Awaitable[T]]) -> T:
+        """``run()``, rerun after SQLSTATE 40001 / 40P01 (its transaction applied nothing): ``_ATTEMPTS`` runs."""
+        attempt = 1
+        while True:
+            try:
+                return await run()
+            except _RETRYABLE as exc:
+                if attempt >= _ATTEMPTS:
+                    raise
+                self.stats.retries += 1
+                log.info("= postgresql %s: SQLSTATE %s, run %d again", what, exc.sqlstate, attempt + 1)
+                await asyncio.sleep(_backoff(attempt))
+                attempt += 1
+
+    async def _migrate_on(self, pool: Any) -> None:
+        async with pool.acquire() as conn:
+            await self._migrate(conn)
+
     async def _migrate(self, conn: Any) -> None:
         meta = f'"{self.table}_meta"'
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"timnode.store.{self.table}")
+            self.migration_locked = await self._lock_migration(conn)
             await conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (k text PRIMARY KEY, v text NOT NULL)")
             current = int(await conn.fetchval(f"SELECT v FROM {meta} WHERE k = 'schema_version'") or 0)
             if current > SCHEMA_VERSION:
@@ -241,8 +290,26 @@ class PostgresStore(RecordStore):
             for statements in MIGRATIONS[current:]:
                 for statement in statements:
                     await conn.execute(statement.format(t=f'"{self.table}"'))
-            version_sql = f"INSERT INTO {meta} (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v=$1"
-            await conn.execute(version_sql, str(SCHEMA_VERSION))
+            if current != SCHEMA_VERSION:  # no write when nothing changed: fewer conflicts between opens
+                upsert = "VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v = $1"
+                await conn.execute(f"INSERT INTO {meta} (k, v) {upsert}", str(SCHEMA_VERSION))
+
+    async def _lock_migration(self, conn: Any) -> bool:
+        """Take the migration's advisory lock inside a savepoint; False where the server has none.
+
+        Unlocked, concurrent first opens rely on ``IF NOT EXISTS``, ``ON CONFLICT`` and the
+        40001 retry; SQLSTATEs 42883 and 0A000 as in the PostgreSQL docs, Appendix A.
+        """
+        savepoint = conn.transaction()
+        await savepoint.start()
+        try:
+            await conn.execute(_MIGRATION_LOCK, f"timnode.store.{self.table}")
+        except _NO_LOCK as exc:
+            await savepoint.rollback()
+            log.info("= postgresql %s: no advisory lock (SQLSTATE %s), migrating unlocked", self.table, exc.sqlstate)
+            return False
+        await savepoint.commit()
+        return True
 
     async def _flush(self) -> None:
         """Commit pending batches group by group until none is left."""
@@ -281,18 +348,16 @@ class PostgresStore(RecordStore):
         self.stats.largest_group = max(self.stats.largest_group, len(jobs))
 
     async def _commit_group(self, jobs: Sequence[_Job]) -> list[BaseException | None]:
-        for attempt in range(_GROUP_ATTEMPTS):
-            try:
-                async with self._pool.acquire() as conn:
-                    return await self._commit_on(conn, jobs)
-            except _RETRYABLE as exc:
-                log.info("= postgresql group retry %d after %s", attempt + 1, exc)
-                last: BaseException = exc
-            except _ERRORS as exc:
-                last = exc
-                break
-        log.warning("= postgresql group of %d batches failed: %s", len(jobs), last)
-        return [_unavailable(last) for _ in jobs]
+        """One transaction for ``jobs``; rerun whole after 40001 / 40P01 (see the module docstring)."""
+        try:
+            return await self._retrying("group", lambda: self._commit_once(jobs))
+        except _ERRORS as exc:
+            log.warning("= postgresql group of %d batches failed: %s", len(jobs), exc)
+            return [_unavailable(exc) for _ in jobs]
+
+    async def _commit_once(self, jobs: Sequence[_Job]) -> list[BaseException | None]:
+        async with self._pool.acquire() as conn:
+            return await self._commit_on(conn, jobs)
 
     async def _commit_on(self, conn: Any, jobs: Sequence[_Job]) -> list[BaseException | None]:
         try:
