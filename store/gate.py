@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from store.epochs import InflightEpochs
+
 __all__ = ["WriteGate"]
 
 
@@ -29,25 +31,15 @@ class WriteGate:
     def __init__(self) -> None:
         self.frozen: tuple[bytes, bytes] | None = None
         self._changed = asyncio.Event()
-        self._epoch = 0
-        self._running: dict[int, int] = {}
-        self._drains: list[tuple[int, asyncio.Future[None]]] = []
+        self._writes = InflightEpochs()
 
     def enter(self) -> int:
         """A write starts; pass the result to ``leave``."""
-        epoch = self._epoch
-        self._running[epoch] = self._running.get(epoch, 0) + 1
-        return epoch
+        return self._writes.enter()
 
     def leave(self, epoch: int) -> None:
         """A write that started at ``epoch`` finished."""
-        left = self._running[epoch] - 1
-        if left:
-            self._running[epoch] = left
-            return
-        del self._running[epoch]
-        if self._drains:
-            self._wake()
+        self._writes.leave(epoch)
 
     async def admit(self, keys: Iterable[bytes]) -> None:
         """Wait while any of ``keys`` lies in the frozen range."""
@@ -64,12 +56,7 @@ class WriteGate:
         if self.frozen is not None:
             raise RuntimeError("a range is frozen already")
         self.frozen = (start, end)
-        limit = self._epoch
-        self._epoch += 1
-        if any(epoch <= limit for epoch in self._running):
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._drains.append((limit, future))
-            await future
+        await self._writes.drain()
 
     def narrow(self, end: bytes) -> None:
         """Shrink the frozen range to end at ``end``: writes above it go on."""
@@ -85,14 +72,3 @@ class WriteGate:
     def _signal(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()  # its waiters re-check the range
-
-    def _wake(self) -> None:
-        oldest = min(self._running, default=None)
-        waiting = []
-        for limit, future in self._drains:
-            if oldest is None or oldest > limit:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((limit, future))
-        self._drains = waiting

@@ -59,6 +59,7 @@ from typing import Any
 
 from store.api import Delete, Insert, Op, Put, RecordStore, prefix_end
 from store.batch import check_ops, check_scan
+from store.epochs import InflightEpochs
 from store.errors import KeyExists, MapConflict, StoreError, StoreUnavailable
 from store.intents import IntentCleaner
 from store.shardkeys import (
@@ -165,9 +166,7 @@ class ShardedStore(RecordStore):
         self._owner: list[int] = list(self.map.slots)
         self._opened = False
         self._frozen: dict[int, asyncio.Event] = {}
-        self._epoch = 0
-        self._inflight: dict[int, int] = {}
-        self._drain_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._inflight = InflightEpochs()  # reads and writes, for drain()
         self._failed: list[tuple[int, bytes, list[Op]]] = []
         self._cleaner = IntentCleaner(self.shard)
         self._recovering = asyncio.Lock()
@@ -294,7 +293,7 @@ class ShardedStore(RecordStore):
         try:
             return await self._shards[self._owner[slot]].get(PFX[slot] + key)
         finally:
-            self._leave(epoch)
+            self._inflight.leave(epoch)
 
     async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         self._require_open()
@@ -307,7 +306,7 @@ class ShardedStore(RecordStore):
         try:
             found = await asyncio.gather(*(self._shards[sid].get_many(pk) for sid, pk in by_shard.items()))
         finally:
-            self._leave(epoch)
+            self._inflight.leave(epoch)
         return {k[2:]: v for part in found for k, v in part.items()}
 
     async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
@@ -326,7 +325,7 @@ class ShardedStore(RecordStore):
                 *(self._scan_shard(sid, owner, start, end, limit, reverse) for sid in list(self._shards))
             )
         finally:
-            self._leave(epoch)
+            self._inflight.leave(epoch)
         merged = heapq.merge(*(rows for part in parts for rows in part), key=lambda kv: kv[0], reverse=reverse)
         return list(itertools.islice(merged, limit))
 
@@ -380,7 +379,7 @@ class ShardedStore(RecordStore):
         except KeyExists as exc:
             raise KeyExists(exc.key[2:]) from None
         finally:
-            self._leave(epoch)
+            self._inflight.leave(epoch)
 
     async def _unfrozen(self, slots: Sequence[int]) -> None:
         """Wait until none of ``slots`` is frozen."""
@@ -476,7 +475,7 @@ class ShardedStore(RecordStore):
             try:
                 await self._roll_forward(anchor, txid, remote)
             finally:
-                self._leave(epoch)
+                self._inflight.leave(epoch)
         if found:
             await self.flush_cleanups()
             log.info("= rolled forward %d cross-shard batches of member %s", len(found), member_id[:16])
@@ -518,35 +517,11 @@ class ShardedStore(RecordStore):
     def _enter(self) -> int:
         if not self._opened:
             raise StoreUnavailable("sharded store is not open")
-        epoch = self._epoch
-        self._inflight[epoch] = self._inflight.get(epoch, 0) + 1
-        return epoch
-
-    def _leave(self, epoch: int) -> None:
-        left = self._inflight[epoch] - 1
-        if left:
-            self._inflight[epoch] = left
-            return
-        del self._inflight[epoch]
-        if self._drain_waiters:
-            oldest = min(self._inflight, default=None)
-            waiting = []
-            for limit, future in self._drain_waiters:
-                if oldest is None or oldest > limit:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    waiting.append((limit, future))
-            self._drain_waiters = waiting
+        return self._inflight.enter()
 
     async def drain(self) -> None:
         """Wait for every read and write that started before this call."""
-        limit = self._epoch
-        self._epoch += 1
-        if any(epoch <= limit for epoch in self._inflight):
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._drain_waiters.append((limit, future))
-            await future
+        await self._inflight.drain()
 
     async def freeze(self, slots: Sequence[int]) -> None:
         """Hold new writes to ``slots``, then wait for writes already running to finish."""

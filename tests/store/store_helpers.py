@@ -1,4 +1,5 @@
-"""Helpers for the store tests: PostgreSQL reachability and tables, the SIGKILL crash run.
+"""Helpers for the store tests: PostgreSQL reachability and tables, the SIGKILL crash run,
+in-process writers racing a rebalance.
 
 PostgreSQL: DSN from ``TIMNODE_TEST_PG_DSN`` (default a local trust-auth server). An
 unreachable server skips the PostgreSQL tests, except under ``CI`` where it fails them.
@@ -18,8 +19,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from store import Keyring, RecordStore, open_store
+from store import Keyring, Put, RecordStore, open_store
 from store.postgres import split_table
+from store.shardmap import slot_of
 
 HELPER = Path(__file__).with_name("crash_writer.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +136,40 @@ async def assert_all_present(url: str, data_key: bytes, acked: list[tuple[int, i
         assert not missing, f"{len(missing)} acknowledged keys lost, e.g. {missing[:3]}"
     finally:
         await store.close()
+
+
+class Writers:
+    """In-process writers: each writes ``Put(key, key)`` with ``key = tag + counter (4 bytes)``
+    padded to 17 bytes (one partition per key), one batch at a time, until ``stop()``;
+    ``written`` holds every acknowledged key."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, store: RecordStore, tag: bytes) -> None:
+        self._tasks.append(asyncio.create_task(self._write(store, tag)))
+
+    async def _write(self, store: RecordStore, tag: bytes) -> None:
+        n = 0
+        while not self._stop.is_set():
+            key = tag + n.to_bytes(4, "big") + bytes(13)
+            await store.write([Put(key, key)])
+            self.written.append(key)
+            n += 1
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        """Stop every writer and wait for it (its error, if any, is raised here)."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    def slots(self) -> int:
+        """How many slots the written keys fall into."""
+        return len({slot_of(k) for k in self.written})
+
+    async def assert_none_lost(self, store: RecordStore) -> None:
+        """Every written key is readable through ``store``."""
+        found = await store.get_many(self.written)
+        assert len(found) == len(self.written), f"{len(self.written) - len(found)} writes lost"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from store_helpers import Writers
+
 from store import Put
 from store.factory import open_raw
 from store.rebalance import StepAborted, add_shard, run_rebalance
@@ -52,32 +54,20 @@ async def test_rebalance_while_another_member_writes(tmp_path: Path) -> None:
     await b.open()
     assert sorted(await a.live_members(10)) == ["a", "b"]
     a.coordinator = InProcess(b, fail=2)
-    written: list[bytes] = []
-    stop = asyncio.Event()
-
-    async def writer(store: ShardedStore, tag: bytes) -> None:
-        n = 0
-        while not stop.is_set():
-            key = tag + n.to_bytes(4, "big") + bytes(13)
-            await store.write([Put(key, key)])
-            written.append(key)
-            n += 1
-            await asyncio.sleep(0)
-
-    tasks = [asyncio.create_task(writer(b, bytes([i]))) for i in range(8)]
-    tasks.append(asyncio.create_task(writer(a, b"\xa0")))
+    writers = Writers()
+    for i in range(8):
+        writers.start(b, bytes([i]))
+    writers.start(a, b"\xa0")
     await asyncio.sleep(0.2)
     await add_shard(a, urls[2])
     await run_rebalance(a, step_slots=64)
-    stop.set()
-    await asyncio.gather(*tasks)
+    await writers.stop()
     assert a.coordinator.freezes > 2 and not a.map.busy and a.rebalance_retry == ""
     await b.reload_map()
     assert b.map.version == a.map.version and not b.map.frozen
-    assert len({slot_of(k) for k in written}) > 100
+    assert writers.slots() > 100
     for store in (a, b):
-        found = await store.get_many(written)
-        assert len(found) == len(written), f"{len(written) - len(found)} writes lost"
+        await writers.assert_none_lost(store)
     await a.close()
     await b.close()
 
