@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from store_helpers import ShardUrls
+from store_helpers import ShardUrls, Writers
 from test_store_coordinated_rebalance import InProcess
 from test_store_multinode_rebalance import Load, get_json, start_two_nodes
 from test_store_node_rebalance import ADMIN_TOKEN, store_cli
@@ -56,24 +58,13 @@ async def test_removing_the_root_moves_map_and_members(shard_url: ShardUrls, tmp
     await b.open()
     a.coordinator = InProcess(b)
     store_id = a.map.store_id
-    written: list[bytes] = []
-    stop = asyncio.Event()
-
-    async def writer(store: ShardedStore, tag: bytes) -> None:
-        n = 0
-        while not stop.is_set():
-            key = tag + n.to_bytes(4, "big") + bytes(13)
-            await store.write([Put(key, key)])
-            written.append(key)
-            n += 1
-            await asyncio.sleep(0)
-
-    tasks = [asyncio.create_task(writer(store, bytes([i]))) for i, store in enumerate([a, b] * 3)]
+    writers = Writers()
+    for i, store in enumerate([a, b] * 3):
+        writers.start(store, bytes([i]))
     await asyncio.sleep(0.2)
     assert await remove_shard(a, urls[0]) == 0
     await run_rebalance(a, step_slots=256)
-    stop.set()
-    await asyncio.gather(*tasks)
+    await writers.stop()
     assert b.root_id == 1  # moved along during the rebalance (Coordinator.sync)
     await b.reload_map()  # a node does this every second: the old root is dropped
 
@@ -81,7 +72,7 @@ async def test_removing_the_root_moves_map_and_members(shard_url: ShardUrls, tmp
         assert store.root_id == 1 and store.root_url == urls[1] and cached_root(cache) == urls[1]
         assert sorted(store.map.shards) == [1, 2] and store.map.slot_counts() == {1: 2048, 2: 2048}
         assert store.map.store_id == store_id and not store.map.busy
-        assert len(await store.get_many(written)) == len(written), "writes lost"
+        await writers.assert_none_lost(store)
     assert sorted(await a.live_members(10)) == ["a", "b"]
 
     old_root = open_raw(urls[0])
@@ -93,7 +84,7 @@ async def test_removing_the_root_moves_map_and_members(shard_url: ShardUrls, tmp
     await c.open()
     assert c.root_id == 1 and c.map.version == a.map.version and cached_root(tmp_path / "c.json") == urls[1]
     assert "c" in await a.live_members(10)
-    assert len(await c.get_many(written)) == len(written)
+    await writers.assert_none_lost(c)
     for store in (a, b, c):
         await store.close()
 
@@ -123,6 +114,16 @@ async def test_removing_the_root_offline_then_the_next_root(tmp_path: Path) -> N
 # ---- real processes -----------------------------------------------------------------------
 
 
+async def map_reloaded(node: NodeProcess, version: int, timeout: float = 15.0) -> dict[str, Any]:
+    """``node``'s store status once it routes by map ``version`` (or the last one seen)."""
+    deadline = time.monotonic() + timeout
+    status = get_json(node, "/admin/store/status")
+    while status["map_version"] < version and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        status = get_json(node, "/admin/store/status")
+    return status
+
+
 @pytest.mark.slow
 async def test_remove_root_shard_of_running_nodes(
     node_factory: Callable[..., NodeProcess], shard_url: ShardUrls
@@ -139,7 +140,7 @@ async def test_remove_root_shard_of_running_nodes(
     await load.finish()
 
     for node in (a, b):
-        status = get_json(node, "/admin/store/status")
+        status = await map_reloaded(node, done["map_version"])  # members reload the map every second
         assert status["root"] == 1 and [(s["id"], s["slots"]) for s in status["shards"]] == [(1, 4096)]
         assert status["map_version"] == done["map_version"]
         assert cached_root(node.data_dir / "shards.json") == shards[1]

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from store_helpers import ShardUrls
+from store_helpers import ShardUrls, Writers
 from test_store_coordinated_rebalance import InProcess, member
 from test_store_multinode_rebalance import Load, get_json, start_two_nodes, wait_linked
 from test_store_node_rebalance import restart, store_cli
@@ -57,19 +57,9 @@ async def test_survivor_takes_over_a_dead_leaders_rebalance(tmp_path: Path) -> N
     await a.open()
     await b.open()
     a.coordinator = dying = DiesAfterFreeze(b)
-    written: list[bytes] = []
-    stop = asyncio.Event()
-
-    async def writer(tag: bytes) -> None:
-        n = 0
-        while not stop.is_set():
-            key = tag + n.to_bytes(4, "big") + bytes(13)
-            await b.write([Put(key, key)])
-            written.append(key)
-            n += 1
-            await asyncio.sleep(0)
-
-    tasks = [asyncio.create_task(writer(bytes([i]))) for i in range(8)]
+    writers = Writers()
+    for i in range(8):
+        writers.start(b, bytes([i]))
     await add_shard(a, urls[2])
     leader = start_rebalance(a, step_slots=64)
     await asyncio.wait_for(dying.frozen.wait(), 30)
@@ -83,11 +73,10 @@ async def test_survivor_takes_over_a_dead_leaders_rebalance(tmp_path: Path) -> N
     assert b.map.leader == "b" and not b.map.frozen and b.rebalance_status()["frozen"] == 0
     assert b.rebalancer is not None
     await asyncio.wait_for(b.rebalancer, 60)
-    stop.set()
-    await asyncio.gather(*tasks)
+    await writers.stop()
     assert not b.map.busy and b.rebalance_error == "" and b.map.slot_counts() == {0: 1366, 1: 1365, 2: 1365}
-    assert len(await b.get_many(written)) == len(written)
-    assert len({slot_of(k) for k in written}) > 100
+    await writers.assert_none_lost(b)
+    assert writers.slots() > 100
 
     stale.version += 1  # the dead leader's next commit, had it lived: fenced off
     with pytest.raises(MapConflict):
@@ -175,6 +164,7 @@ async def test_killed_leader_is_taken_over_by_the_other_node(
     assert "took over the rebalance" in (b.data_dir / "node.log").read_text()
     await load.assert_synced_exactly_once(b)
 
+    a.extra_args += ["--bootstrap", b.url.split("//")[1]]  # else it waits for b's redial backoff (up to 30 s)
     restart(a)  # the dead leader comes back: it routes by the finished map and federates with b
     await wait_linked(a)
     again = get_json(a, "/admin/store/status")
