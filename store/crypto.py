@@ -141,27 +141,14 @@ class SealingKey:
 
 
 class Sealer:
-    """Seals values under one ``SealingKey``: the newest version of a keyring, elsewhere.
-
-    Single-threaded (the writer process): nonces come from a plain per-sealer buffer of
-    ``os.urandom`` output, refilled after a fork like ``_NonceSource``.
-    """
+    """Seals values under one ``SealingKey``: the newest version of a keyring, elsewhere."""
 
     def __init__(self, sealing: SealingKey) -> None:
         self._header = sealing.header
         self._aead: AESGCMSIV | AESGCM = AESGCMSIV(sealing.key) if sealing.siv else AESGCM(sealing.key)
-        self._nonces = b""
-        self._offset = 0
-        self._generation = -1
 
     def seal(self, key: bytes, plaintext: bytes) -> bytes:
-        offset = self._offset
-        if offset >= len(self._nonces) or self._generation != _fork_generation:
-            self._nonces, offset, self._generation = os.urandom(_NONCE_BUFFER * 4), 0, _fork_generation
-        nonce = self._nonces[offset : offset + NONCE_BYTES]
-        self._offset = offset + NONCE_BYTES
-        header = self._header
-        return header + nonce + self._aead.encrypt(nonce, plaintext, header + key)
+        return _seal(self._aead, self._header, key, plaintext)
 
 
 def _seal(aead: AESGCMSIV | AESGCM, header: bytes, key: bytes, plaintext: bytes) -> bytes:

@@ -128,9 +128,11 @@ class _InlineWriter:
     async def ensure_running(self) -> None:
         """Nothing to restart: the writer is this thread."""
 
-    def submit(self, ops: tuple[Op, ...]) -> asyncio.Future[None]:
+    def submit(self, ops: Sequence[Op], seal: bool = False) -> asyncio.Future[None]:
+        if seal:  # sealing_writer is offered only with the writer process
+            raise ValueError("the inline writer does not seal")
         future: asyncio.Future[None] = self._loop.create_future()
-        self._pending.append(_Job(ops, future))
+        self._pending.append(_Job(tuple(ops), future))
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
@@ -272,13 +274,7 @@ class SqliteStore(RecordStore):
         return await self._in_bulk_thread(lambda conn: self._scan(conn, start, end, limit, reverse))
 
     async def write(self, ops: Sequence[Op]) -> None:
-        checked = check_ops(ops)
-        writer = self._writer
-        if writer is None:
-            raise StoreUnavailable("sqlite store is not open")
-        if checked:
-            await writer.ensure_running()
-            await writer.submit(checked)
+        await self._write(ops, seal=False)
 
     def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """With the writer process, values are sealed there (before ``open``)."""
@@ -288,13 +284,17 @@ class SqliteStore(RecordStore):
         return self._write_sealed
 
     async def _write_sealed(self, ops: Sequence[Op]) -> None:
+        await self._write(ops, seal=True)
+
+    async def _write(self, ops: Sequence[Op], *, seal: bool) -> None:
+        """``seal``: the writer process seals the values (only offered with that writer)."""
         checked = check_ops(ops)
         writer = self._writer
-        if not isinstance(writer, ProcessWriter):
+        if writer is None:
             raise StoreUnavailable("sqlite store is not open")
         if checked:
             await writer.ensure_running()
-            await writer.submit(checked, seal=True)
+            await writer.submit(checked, seal=seal)
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {

@@ -7,14 +7,14 @@ assertions are about the JSON contract (keys present, numbers positive), not spe
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.bench.bench_output import json_result
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("msgs_per_s", "p50_ms", "p99_ms", "raw_msgs_per_s", "ratio")
@@ -26,15 +26,6 @@ def _bench(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
     )
-
-
-def _json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1, "with --json stdout must hold only the JSON object"
-    result = json.loads(lines[0])
-    assert isinstance(result, dict)
-    return result
 
 
 def _node_runs() -> bool:
@@ -53,7 +44,7 @@ def test_dispatcher_rejects_unknown_name() -> None:
 
 @pytest.mark.slow
 def test_chat_raw_relay_smoke() -> None:
-    result = _json(_bench("chat", "--target", "raw", *QUICK))
+    result = json_result(_bench("chat", "--target", "raw", *QUICK))
     assert set(REQUIRED) <= set(result)
     assert result["raw_msgs_per_s"] > 0
     assert result["raw_max_p99_ms"] > 0 and result["raw_p99_ms"] > 0
@@ -63,7 +54,7 @@ def test_chat_raw_relay_smoke() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not _node_runs(), reason="python -m timnode is not there yet")
 def test_chat_node_and_relay_smoke() -> None:
-    result = _json(_bench("chat", *QUICK))
+    result = json_result(_bench("chat", *QUICK))
     for key in (*REQUIRED, "max_p50_ms", "max_p99_ms", "rss_mb", "half_rate_msgs_per_s"):
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
     assert result["p50_ms"] <= result["p99_ms"]

@@ -9,7 +9,6 @@ unreachable PostgreSQL fails the test under ``CI``; elsewhere its rows must be n
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import subprocess
@@ -26,6 +25,7 @@ from store.api import Insert, Put
 from store.crypto import Keyring
 from store.postgres import split_table
 from store.shardmap import PARTITION_BYTES
+from tests.bench.bench_output import json_result
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("TIMNODE_TEST_PG_DSN", DEFAULT_PG_DSN)
@@ -39,12 +39,7 @@ def _bench(*args: str, timeout: float = 120.0) -> dict[str, Any]:
     env = dict(os.environ, BENCH_QUIET="1", PYTHONPATH=str(ROOT), TIMNODE_STORE_REBALANCE_STEP=str(STEP))
     proc = subprocess.run([sys.executable, "-m", "bench", "store", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1, "with --json stdout must hold only the JSON object"
-    result = json.loads(lines[0])
-    assert isinstance(result, dict)
-    return result
+    return json_result(proc)
 
 
 async def _tables_left(prefix: str) -> list[str]:
