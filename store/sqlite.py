@@ -44,13 +44,13 @@ from store.sqlite_commit import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Outcome,
-    checkpoint,
     commit_group,
     connect_reader,
     connect_writer,
     migrate,
 )
 from store.sqlite_process import ProcessWriter, WriterStats
+from store.sqlite_wal import WalUpkeep, passive_checkpoint
 
 __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION", "WriterMode"]
 
@@ -92,7 +92,7 @@ class _InlineWriter:
 
     Batches submitted during one loop iteration are committed together by a callback
     scheduled with ``call_soon``. A WAL commit with ``synchronous=NORMAL`` does not fsync;
-    checkpoints, which do, run in a background thread on their own connection.
+    ``store.sqlite_wal`` keeps the WAL short and written back from threads.
     """
 
     def __init__(self, path: str, busy_timeout: float, max_group_ops: int, loop: asyncio.AbstractEventLoop):
@@ -103,7 +103,7 @@ class _InlineWriter:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[_Job] = []
         self._scheduled = False
-        self._checkpointer: _Checkpointer | None = None
+        self._upkeep: WalUpkeep | None = None
         self.stats = WriterStats()
 
     async def start(self) -> int:
@@ -118,7 +118,7 @@ class _InlineWriter:
             conn.close()
             raise
         self._conn = conn
-        self._checkpointer = _Checkpointer(self._path, self._busy_timeout)
+        self._upkeep = WalUpkeep(self._path, self._busy_timeout)
         return version
 
     @property
@@ -150,8 +150,8 @@ class _InlineWriter:
             self.stats.groups += 1
             self.stats.count(len(jobs), sum(len(job.ops) for job in jobs))
             _settle(jobs, results)
-            if self._checkpointer is not None:
-                self._checkpointer.note_commit(sum(len(job.ops) for job in jobs))
+            if self._upkeep is not None and conn is not None:
+                self._upkeep.note(conn, sum(len(job.ops) for job in jobs))
 
     def _take_group(self) -> tuple[list[_Job], list[_Job]]:
         """The longest prefix of pending jobs within the group size limit (at least one job)."""
@@ -164,33 +164,14 @@ class _InlineWriter:
 
     async def stop(self) -> None:
         self._flush()
-        if self._checkpointer is not None:
-            await self._checkpointer.stop()
+        upkeep, self._upkeep = self._upkeep, None
+        if upkeep is not None:
+            await asyncio.to_thread(upkeep.stop)
+            if self._conn is not None:
+                passive_checkpoint(self._conn)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-class _Checkpointer:
-    """Runs ``wal_checkpoint(PASSIVE)`` in a thread after every ``every`` rows written."""
-
-    def __init__(self, path: str, busy_timeout: float, every: int = 10_000) -> None:
-        self._path = path
-        self._busy_timeout = busy_timeout
-        self._every = every
-        self._rows = 0
-        self._running: asyncio.Future[None] | None = None
-
-    def note_commit(self, rows: int) -> None:
-        self._rows += rows
-        if self._rows >= self._every and (self._running is None or self._running.done()):
-            self._rows = 0
-            self._running = asyncio.ensure_future(asyncio.to_thread(checkpoint, self._path, self._busy_timeout))
-
-    async def stop(self) -> None:
-        if self._running is not None:
-            await self._running
-        await asyncio.to_thread(checkpoint, self._path, self._busy_timeout)
 
 
 class SqliteStore(RecordStore):

@@ -38,7 +38,6 @@ __all__ = [
     "connect_reader",
     "connect_writer",
     "migrate",
-    "checkpoint",
 ]
 
 log = logging.getLogger("store.sqlite")
@@ -115,18 +114,6 @@ def connect_reader(path: str, busy_timeout: float, mmap_bytes: int = 0) -> sqlit
     if mmap_bytes:
         conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     return conn
-
-
-def checkpoint(path: str, busy_timeout: float) -> None:
-    """``wal_checkpoint(PASSIVE)`` on a connection of its own (it fsyncs: run it off the hot path)."""
-    try:
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        log.warning("sqlite checkpoint failed: %s", exc)
 
 
 @dataclass(slots=True)

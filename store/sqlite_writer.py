@@ -23,8 +23,8 @@ pipelines, the child groups. The reply is written only after ``COMMIT`` returned
 acknowledged batch survives ``kill -9`` of either process. On EOF (the parent died) the
 child commits the complete frames it holds and exits; a partial frame was never
 acknowledged. It ignores SIGINT and SIGTERM, which a terminal or a service manager sends
-to the whole process group: the parent decides when it ends. Checkpoints (which fsync) run
-in a thread every ``CHECKPOINT_ROWS`` rows, off the commit path.
+to the whole process group: the parent decides when it ends. ``store.sqlite_wal`` keeps the
+WAL short (checkpoints) and written back, off the commit path.
 """
 
 from __future__ import annotations
@@ -33,42 +33,19 @@ import select
 import signal
 import socket
 import sys
-import threading
 from collections import deque
 from typing import Any
 
 from store.crypto import Sealer, SealingKey
 from store.errors import StoreUnavailable
-from store.sqlite_commit import Outcome, checkpoint, commit_wire, connect_writer, migrate
+from store.sqlite_commit import Outcome, commit_wire, connect_writer, migrate
+from store.sqlite_wal import WalUpkeep
 from store.sqlite_wire import FrameReader, Wire, encode_frame, encode_outcome
 
 __all__ = ["main"]
 
-CHECKPOINT_ROWS = 10_000
 MAX_GROUP_OPS = 20_000
 _RECV = 1 << 20
-
-
-class _Checkpoints:
-    """PASSIVE checkpoints in a thread, at most one at a time, every ``every`` rows."""
-
-    def __init__(self, path: str, busy_timeout: float, every: int = CHECKPOINT_ROWS) -> None:
-        self._args = (path, busy_timeout)
-        self._every = every
-        self._rows = 0
-        self._thread: threading.Thread | None = None
-
-    def note(self, rows: int) -> None:
-        self._rows += rows
-        if self._rows >= self._every and (self._thread is None or not self._thread.is_alive()):
-            self._rows = 0
-            self._thread = threading.Thread(target=checkpoint, args=self._args, name="checkpoint", daemon=True)
-            self._thread.start()
-
-    def finish(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-        checkpoint(*self._args)
 
 
 class _Child:
@@ -93,19 +70,19 @@ class _Child:
             self._sock.sendall(encode_frame(("fail", f"sqlite open failed: {exc}")))
             return 1
         self._sock.sendall(encode_frame(("ready", version)))
-        checkpoints = _Checkpoints(self._path, self._busy_timeout)
+        upkeep = WalUpkeep(self._path, self._busy_timeout)
         try:
-            self._serve(conn, checkpoints)
+            self._serve(conn, upkeep)
         finally:
+            upkeep.close(conn)
             conn.close()
-            checkpoints.finish()
         return 0
 
-    def _serve(self, conn: Any, checkpoints: _Checkpoints) -> None:
+    def _serve(self, conn: Any, upkeep: WalUpkeep) -> None:
         while True:
             frames, quit_seen = self._take()
             if frames:
-                self._commit(conn, frames, checkpoints)
+                self._commit(conn, frames, upkeep)
             if quit_seen:
                 self._sock.sendall(encode_frame(("bye",)))
                 return
@@ -138,7 +115,7 @@ class _Child:
             return
         self._ready.extend(self._reader.feed(data))
 
-    def _commit(self, conn: Any, frames: list[tuple[int, list[tuple[bool, Wire]]]], checkpoints: _Checkpoints) -> None:
+    def _commit(self, conn: Any, frames: list[tuple[int, list[tuple[bool, Wire]]]], upkeep: WalUpkeep) -> None:
         wires = [batch for _, batches in frames for batch in batches]
         try:
             batches = [self._sealed(ops) if seal else ops for seal, ops in wires]
@@ -148,7 +125,7 @@ class _Child:
         else:
             outcomes = commit_wire(conn, batches)
             self._transactions += 1
-            checkpoints.note(sum(len(ops) for ops in batches))
+            upkeep.note(conn, sum(len(ops) for ops in batches))
         replies = bytearray()
         start = 0
         for seq, part in frames:
