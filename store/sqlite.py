@@ -113,12 +113,11 @@ class _InlineWriter:
             raise StoreUnavailable(f"sqlite open failed: {exc}") from exc
         try:
             version = migrate(conn)
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._upkeep = WalUpkeep(conn, self._path, self._busy_timeout)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
-        self._upkeep = WalUpkeep(self._path, self._busy_timeout)
         return version
 
     @property

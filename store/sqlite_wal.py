@@ -1,8 +1,9 @@
 """WAL upkeep for a SQLite writer: checkpoints that keep the WAL short, and write-back.
 
 Both writers (the writer process, ``store.sqlite_writer``, and the inline writer of
-``store.sqlite``) commit with ``wal_autocheckpoint=0`` and call ``WalUpkeep.note`` after
-every commit. Two problems it solves, both measured under the chat benchmark's load:
+``store.sqlite``) hand their connection to ``WalUpkeep`` once the schema is migrated (it
+turns SQLite's automatic checkpoints off) and call ``WalUpkeep.note`` after every commit.
+Two problems it solves, both measured under the chat benchmark's load:
 
 * **Checkpoint starvation** (https://sqlite.org/wal.html, section "Avoiding Excessively
   Large WAL Files"). A checkpoint run only from another connection while the writer keeps
@@ -37,15 +38,12 @@ CHECKPOINT_ROWS = 4_000
 WRITE_BACK_PAUSE = 0.005
 
 
-def passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
-    """``wal_checkpoint(PASSIVE)`` on ``conn`` (outside a transaction): (busy, WAL frames,
-    frames backfilled), or None when it failed (logged)."""
+def passive_checkpoint(conn: sqlite3.Connection) -> None:
+    """``wal_checkpoint(PASSIVE)`` on ``conn`` (outside a transaction); a failure is logged."""
     try:
-        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.Error as exc:
         log.warning("sqlite checkpoint failed: %s", exc)
-        return None
-    return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
 
 class _Copier:
@@ -61,13 +59,9 @@ class _Copier:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    @property
-    def finished(self) -> bool:
-        """A copy ran and ended since ``take_finished`` last returned True."""
-        return self._thread is not None and not self._thread.is_alive()
-
     def take_finished(self) -> bool:
-        if self.finished:
+        """True once per copy, when it has ended."""
+        if self._thread is not None and not self._thread.is_alive():
             self._thread = None
             return True
         return False
@@ -136,16 +130,22 @@ class _WriteBack:
 
 class WalUpkeep:
     """Checkpoints every ``every`` rows (copied in a thread, finished on the writer's
-    connection) and continuous write-back; see the module docstring."""
+    connection ``conn``) and continuous write-back; see the module docstring."""
 
     def __init__(
-        self, path: str, busy_timeout: float, *, every: int = CHECKPOINT_ROWS, pause: float = WRITE_BACK_PAUSE
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        busy_timeout: float,
+        *,
+        every: int = CHECKPOINT_ROWS,
+        pause: float = WRITE_BACK_PAUSE,
     ) -> None:
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are ours from here on
         self._every = every
         self._rows = 0
         self._copier = _Copier(path, busy_timeout)
         self._write_back = _WriteBack(path, pause)
-        self.checkpoints = 0
 
     def note(self, conn: sqlite3.Connection, rows: int) -> None:
         """Count ``rows`` just committed on ``conn`` (the writer's connection, outside a
@@ -153,7 +153,6 @@ class WalUpkeep:
         self._rows += rows
         if self._copier.take_finished():
             passive_checkpoint(conn)
-            self.checkpoints += 1
         elif self._rows >= self._every and not self._copier.running:
             self._rows = 0
             self._copier.start()

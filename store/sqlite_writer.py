@@ -65,12 +65,11 @@ class _Child:
         try:
             conn = connect_writer(self._path, self._busy_timeout)
             version = migrate(conn)
-            conn.execute("PRAGMA wal_autocheckpoint=0")
+            upkeep = WalUpkeep(conn, self._path, self._busy_timeout)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             self._sock.sendall(encode_frame(("fail", f"sqlite open failed: {exc}")))
             return 1
         self._sock.sendall(encode_frame(("ready", version)))
-        upkeep = WalUpkeep(self._path, self._busy_timeout)
         try:
             self._serve(conn, upkeep)
         finally:
