@@ -192,9 +192,8 @@ class ProcessWriter:
 
     def _settle(self, seq: int, outcomes: list[Any]) -> None:
         futures = self._waiting.pop(seq, [])
-        if self._pending and not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._flush)
+        if self._pending:
+            self._flush(now=True)
         for future, wire in zip(futures, outcomes, strict=True):
             if future.done():
                 continue

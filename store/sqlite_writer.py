@@ -124,7 +124,6 @@ class _Child:
         else:
             outcomes = commit_wire(conn, batches)
             self._transactions += 1
-            upkeep.note(conn, sum(len(ops) for ops in batches))
         replies = bytearray()
         start = 0
         for seq, part in frames:
@@ -136,6 +135,7 @@ class _Child:
         except OSError:  # the parent is gone; what is committed stays committed
             self._eof = True
             self._ready.clear()
+        upkeep.note(conn, sum(len(ops) for _, batch in frames for _, ops in batch))  # after the replies
 
     def _sealed(self, ops: Wire) -> Wire:
         if self._sealer is None:
