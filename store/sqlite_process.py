@@ -1,9 +1,10 @@
 """The event loop's side of the SQLite writer process (``store.sqlite_writer``).
 
 ``ProcessWriter.submit(ops)`` queues a batch and returns a future; the batches submitted
-while the writer commits the frame in flight leave together in the next frame (when it is
-idle, at the end of the current loop iteration), and the future resolves when the child's
-reply for that frame arrives, that is after ``COMMIT``.
+while the writer commits the frame in flight leave together in the next frame, as soon as
+the reply to that one arrives (when the writer is idle, at the end of the current loop
+iteration), and the future resolves when the child's reply for its frame arrives, that is
+after ``COMMIT``.
 The loop thread never waits: it encodes tuples and parses replies (a few microseconds per
 batch) while SQLite runs on another core.
 
