@@ -194,7 +194,7 @@ class ProcessWriter:
     def _settle(self, seq: int, outcomes: list[Any]) -> None:
         futures = self._waiting.pop(seq, [])
         if self._pending:
-            self._flush(now=True)
+            self._flush()  # this reply freed the frame in flight: the next one leaves now
         for future, wire in zip(futures, outcomes, strict=True):
             if future.done():
                 continue

@@ -135,7 +135,7 @@ class _Child:
         except OSError:  # the parent is gone; what is committed stays committed
             self._eof = True
             self._ready.clear()
-        upkeep.note(conn, sum(len(ops) for _, batch in frames for _, ops in batch))  # after the replies
+        upkeep.note(conn, sum(len(ops) for _, ops in wires))  # after the replies
 
     def _sealed(self, ops: Wire) -> Wire:
         if self._sealer is None:
