@@ -1,11 +1,12 @@
 """Chat throughput and latency of a real node, against a raw WebSocket relay baseline.
 
-``python -m bench chat [--pairs P] [--no-store] [--json] [--duration S] [--messages N] [--rate R]``
+``python -m bench chat [--pairs P] [--no-store] [--json] [--duration S] [--messages N] [--rate R] [--rounds N]``
 
-For each server (first the node, ``python -m timnode`` in its own process, then the
-raw relay of :mod:`bench.relay`, also in its own process) the same P pairs of
-users are brought up (one WebSocket each, registered through the protocol) and
-two phases run over them:
+Both servers start first (the node, ``python -m timnode``, and the raw relay of
+:mod:`bench.relay`, each in its own process). Each of ``--rounds`` rounds then measures
+the node and right after it the relay: P pairs of users are brought up on the server (one
+WebSocket each, registered through the protocol; fresh names every round) and two phases
+run over them:
 
 1. **max**: closed loop, each sender keeps ``--window`` sends in flight and sends
    again as each answer comes back. Gives ``msgs_per_s`` (messages received per
@@ -15,7 +16,10 @@ two phases run over them:
    figure we report ("p99 < 20 ms at half of the node's maximum rate"). The relay
    is paced at the same absolute rate.
 
-Receivers acknowledge deliveries in batches (64 ids or 20 ms). The load
+Throughput on a shared machine drifts by tens of percent within a minute, so a round
+measures node and relay back to back and the reported figures are medians over the
+rounds (``ratio``: the median of the per-round ratios); ``rounds_detail`` keeps each
+round's own figures. Receivers acknowledge deliveries in batches (64 ids or 20 ms). The load
 generator runs in ``--procs`` worker processes (:mod:`bench.pool`). Stdout gets a
 table and the JSON object (only the JSON with ``--json``); progress goes to stderr.
 """
@@ -23,6 +27,7 @@ table and the JSON object (only the JSON with ``--json``); progress goes to stde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import secrets
 import sys
@@ -31,10 +36,10 @@ from typing import Any
 
 from bench.loadgen import OpenResult, PhaseResult, PhaseSpec, Target
 from bench.pool import WorkerFailed, WorkerPool
-from bench.report import emit, note, percentile, rounded
+from bench.report import emit, median, note, percentile, rounded
 from bench.servers import ServerFailed, ServerProcess, node_server, relay_server
 
-__all__ = ["SUMMARY", "ChatOptions", "Merged", "TargetRun", "main", "run"]
+__all__ = ["SUMMARY", "ChatOptions", "Merged", "TargetRun", "build_result", "main", "round_result", "run"]
 
 SUMMARY = "chat msgs/s and p50/p99 latency of a node vs a raw WebSocket relay"
 P99_TARGET_MS = 20.0
@@ -59,6 +64,7 @@ class ChatOptions:
     loop: str = "auto"
     concurrency: int = 16
     node_args: tuple[str, ...] = ()
+    rounds: int = 3
 
 
 @dataclass(slots=True, kw_only=True)
@@ -185,20 +191,29 @@ def measure(pool: WorkerPool, server: ServerProcess, dialect: str, pairs: list[t
     )
 
 
-def run(opts: ChatOptions) -> tuple[TargetRun | None, TargetRun | None]:
-    """Measure the node and/or the raw relay; returns (node, raw)."""
-    pairs = make_pairs(opts.pairs)
-    node = raw = None
-    with WorkerPool(opts.procs, opts.loop) as pool:
+def run(opts: ChatOptions) -> tuple[list[TargetRun], list[TargetRun]]:
+    """Measure the node and/or the raw relay, ``opts.rounds`` times each, alternating;
+    returns (node runs, raw runs), one per round."""
+    nodes: list[TargetRun] = []
+    raws: list[TargetRun] = []
+    with contextlib.ExitStack() as servers, WorkerPool(opts.procs, opts.loop) as pool:
+        node_server_ = raw_server = None
         if opts.target in ("both", "node"):
             note(f"starting node ({'store' if opts.store else 'no-store'}), {opts.pairs} pairs")
-            with node_server(opts.store, list(opts.node_args)) as server:
-                node = measure(pool, server, "node", pairs, opts)
+            node_server_ = servers.enter_context(node_server(opts.store, list(opts.node_args)))
         if opts.target in ("both", "raw"):
             note("starting raw relay")
-            with relay_server(opts.loop) as server:
-                raw = measure(pool, server, "relay", pairs, opts, node.half_rate if node else 0.0)
-    return node, raw
+            raw_server = servers.enter_context(relay_server(opts.loop))
+        for round_ in range(1, opts.rounds + 1):
+            if opts.rounds > 1:
+                note(f"round {round_} of {opts.rounds}")
+            pairs = make_pairs(opts.pairs)
+            node = measure(pool, node_server_, "node", pairs, opts) if node_server_ else None
+            if node is not None:
+                nodes.append(node)
+            if raw_server is not None:
+                raws.append(measure(pool, raw_server, "relay", pairs, opts, node.half_rate if node else 0.0))
+    return nodes, raws
 
 
 def _node_fields(node: TargetRun | None) -> dict[str, Any]:
@@ -245,23 +260,63 @@ def _raw_fields(raw: TargetRun | None) -> dict[str, Any]:
     }
 
 
-def build_result(opts: ChatOptions, node: TargetRun | None, raw: TargetRun | None) -> dict[str, Any]:
-    """The JSON object (keys documented in bench/README.md)."""
-    result: dict[str, Any] = {
-        "bench": "chat", "pairs": opts.pairs, "store": opts.store, "window": opts.window,
-        "procs": opts.procs, "payload_bytes": opts.size, "duration_s": opts.duration, "warmup_s": opts.warmup,
-    }
+def round_result(opts: ChatOptions, node: TargetRun | None, raw: TargetRun | None) -> dict[str, Any]:
+    """One round's figures (the JSON keys, documented in bench/README.md)."""
+    result = _settings(opts)
     result.update(_node_fields(node))
     result.update(_raw_fields(raw))
     ratio = node.top.msgs_per_s / raw.top.msgs_per_s if node and raw and raw.top.msgs_per_s else None
     result["ratio"] = rounded(ratio)
     cpu, raw_cpu = result["cpu_us_per_msg"], result["raw_cpu_us_per_msg"]
     result["cpu_ratio"] = rounded(raw_cpu / cpu) if cpu and raw_cpu else None
+    _judge(result, node, raw)
+    return result
+
+
+def _settings(opts: ChatOptions) -> dict[str, Any]:
+    return {
+        "bench": "chat", "pairs": opts.pairs, "store": opts.store, "window": opts.window,
+        "procs": opts.procs, "payload_bytes": opts.size, "duration_s": opts.duration, "warmup_s": opts.warmup,
+    }
+
+
+def _judge(result: dict[str, Any], node: TargetRun | None, raw: TargetRun | None) -> None:
     p99 = result["p99_ms"]
     result["p99_target_met"] = None if p99 is None else p99 < P99_TARGET_MS
     result["node_errors"] = node.errors if node else None
     result["raw_errors"] = raw.errors if raw else None
     result["errors"] = (node.errors if node else 0) + (raw.errors if raw else 0)
+
+
+#: per-round keys that add up over the rounds; the other numbers are medians over the rounds
+_SUMMED = ("sent", "receipts", "node_errors", "raw_errors", "errors")
+#: per-round figures listed in ``rounds_detail``
+_DETAIL = ("msgs_per_s", "raw_msgs_per_s", "ratio", "half_rate_msgs_per_s", "p50_ms", "p99_ms", "raw_p99_ms",
+           "cpu_us_per_msg", "raw_cpu_us_per_msg", "pace_lag_p99_ms")
+
+
+def build_result(opts: ChatOptions, nodes: list[TargetRun], raws: list[TargetRun]) -> dict[str, Any]:
+    """The JSON object: medians over the rounds (sums for counts), and each round's figures."""
+    count = max(len(nodes), len(raws), 1)
+    rounds = [
+        round_result(opts, nodes[i] if i < len(nodes) else None, raws[i] if i < len(raws) else None)
+        for i in range(count)
+    ]
+    result = dict(rounds[0])
+    settings = _settings(opts)
+    for key, value in rounds[0].items():
+        if key in settings:
+            continue
+        values = [r[key] for r in rounds]
+        if key in _SUMMED and all(v is not None for v in values):
+            result[key] = sum(values)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            present = [float(v) for v in values if v is not None]
+            result[key] = rounded(median(present)) if present else None
+    p99 = result["p99_ms"]
+    result["p99_target_met"] = None if p99 is None else p99 < P99_TARGET_MS
+    result["rounds"] = count
+    result["rounds_detail"] = [{key: r[key] for key in _DETAIL} for r in rounds]
     return result
 
 
@@ -269,6 +324,7 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     """Human table rows for ``result``."""
     return [
         ("pairs / window / procs", f"{result['pairs']} / {result['window']} / {result['procs']}"),
+        ("rounds (figures: medians)", result["rounds"]),
         ("store", result["store"]),
         ("node max msgs/s", result["msgs_per_s"]),
         ("node p50 / p99 at max (ms)", _pair(result["max_p50_ms"], result["max_p99_ms"])),
@@ -284,7 +340,13 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         ("ratio node/raw msgs/s", result["ratio"]),
         ("ratio raw/node CPU per msg", result["cpu_ratio"]),
         ("errors", result["errors"]),
+        ("ratio per round", " / ".join(_fmt(r["ratio"]) for r in result["rounds_detail"])),
+        ("node p99 paced per round (ms)", " / ".join(_fmt(r["p99_ms"], 1) for r in result["rounds_detail"])),
     ]
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _pair(a: float | None, b: float | None) -> str:
@@ -308,11 +370,14 @@ def parse_args(argv: list[str]) -> ChatOptions:
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop")
     ap.add_argument("--concurrency", type=int, default=16, help="registrations in flight (default 16)")
     ap.add_argument("--node-arg", action="append", default=[], help="extra flag for the node (repeatable)")
+    ap.add_argument("--rounds", type=int, default=3, help="node+relay rounds; figures are medians (default 3)")
     a = ap.parse_args(argv)
+    if a.rounds < 1:
+        ap.error("--rounds must be >= 1")
     return ChatOptions(
         pairs=a.pairs, store=not a.no_store, as_json=a.json, duration=a.duration, warmup=a.warmup,
         messages=a.messages, rate=a.rate, window=a.window, procs=a.procs, size=max(8, a.size),
-        target=a.target, loop=a.loop, concurrency=a.concurrency, node_args=tuple(a.node_arg),
+        target=a.target, loop=a.loop, concurrency=a.concurrency, node_args=tuple(a.node_arg), rounds=a.rounds,
     )
 
 
@@ -320,11 +385,11 @@ def main(argv: list[str]) -> int:
     """``python -m bench chat``; returns 0, or 2 when a server or worker failed."""
     opts = parse_args(argv)
     try:
-        node, raw = run(opts)
+        nodes, raws = run(opts)
     except (ServerFailed, WorkerFailed) as exc:
         print(f"bench chat: {exc}", file=sys.stderr)
         return 2
-    result = build_result(opts, node, raw)
+    result = build_result(opts, nodes, raws)
     emit(result, f"bench chat ({opts.pairs} pairs)", table_rows(result), opts.as_json)
     return 0
 

@@ -18,7 +18,7 @@ from tests.bench.bench_output import json_result
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("msgs_per_s", "p50_ms", "p99_ms", "raw_msgs_per_s", "ratio")
-QUICK = ["--pairs", "4", "--duration", "1", "--warmup", "0.3", "--json"]
+QUICK = ["--pairs", "4", "--duration", "1", "--warmup", "0.3", "--rounds", "1", "--json"]
 
 
 def _bench(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -59,3 +59,13 @@ def test_chat_node_and_relay_smoke() -> None:
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
     assert result["p50_ms"] <= result["p99_ms"]
     assert result["errors"] == 0
+
+
+@pytest.mark.slow
+def test_chat_rounds_alternate_and_report_each() -> None:
+    two_rounds = [*QUICK[: QUICK.index("--rounds")], "--rounds", "2", "--json"]
+    result = json_result(_bench("chat", "--target", "raw", *two_rounds))
+    assert result["rounds"] == 2 and len(result["rounds_detail"]) == 2
+    per_round = [r["raw_msgs_per_s"] for r in result["rounds_detail"]]
+    assert all(rate > 0 for rate in per_round)
+    assert result["raw_msgs_per_s"] == round(sum(per_round) / 2, 3)  # the median of two

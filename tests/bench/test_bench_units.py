@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bench.chat import ChatOptions, Merged, TargetRun, build_result, parse_args
 from bench.report import median, percentile, rounded
 from bench.wire import DELIVERED, HEADER, PUSH, RELAY_PUSH, REPLY, NodeDialect, RelayDialect
 from im import client_pb2 as pb
@@ -55,3 +56,33 @@ def test_bench_nat_without_root_says_why_and_exits_2(
     assert bench.nat.main(["--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "needs root" in captured.err
+
+
+def _target_run(msgs_per_s: float, p99_spread: float, errors: int = 0) -> TargetRun:
+    top = Merged(msgs_per_s=msgs_per_s, pushes=100, sent=100, receipts=90, errors=errors,
+                 latencies_ms=[1.0, 2.0, 3.0], server_cpu_s=0.01, gen_cpu_s=0.005)
+    half = Merged(msgs_per_s=msgs_per_s / 2, pushes=50, sent=50, receipts=40,
+                  latencies_ms=[1.0] * 98 + [p99_spread] * 2, server_cpu_s=0.01, gen_cpu_s=0.005)
+    return TargetRun(pairs=4, open_errors=0, register_s=0.5, top=top, half=half, half_rate=msgs_per_s / 2, rss_mb=50.0)
+
+
+def test_chat_result_is_medians_of_rounds_and_ratio_is_per_round() -> None:
+    opts = ChatOptions(pairs=4, rounds=3)
+    nodes = [_target_run(1000.0, 5.0), _target_run(3000.0, 30.0, errors=1), _target_run(2000.0, 10.0)]
+    raws = [_target_run(2000.0, 2.0), _target_run(10000.0, 2.0), _target_run(4000.0, 2.0)]
+    result = build_result(opts, nodes, raws)
+    assert result["rounds"] == 3 and result["pairs"] == 4 and isinstance(result["pairs"], int)
+    assert result["msgs_per_s"] == 2000.0 and result["raw_msgs_per_s"] == 4000.0
+    # per-round ratios 0.5, 0.3, 0.5: the median of those, not 2000 / 4000 by chance alone
+    assert [r["ratio"] for r in result["rounds_detail"]] == [0.5, 0.3, 0.5]
+    assert result["ratio"] == 0.5
+    assert result["p99_ms"] == median([r["p99_ms"] for r in result["rounds_detail"]])
+    assert result["p99_target_met"] is (result["p99_ms"] < 20)
+    assert result["sent"] == 3 * 150 and result["errors"] == 1 and result["node_errors"] == 1
+
+
+def test_chat_rounds_flag() -> None:
+    assert parse_args([]).rounds == 3
+    assert parse_args(["--rounds", "1"]).rounds == 1
+    with pytest.raises(SystemExit):
+        parse_args(["--rounds", "0"])
