@@ -28,7 +28,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from im import client_pb2 as pb
-from im import eager
 from im.codec import codec_for
 from im.errors import DecodeError, ImError
 from im.limits import TokenBucket
@@ -234,10 +233,9 @@ class ClientConnection:
         if frame.id == 0:
             self._reply_error(0, ImError(pb.BAD_REQUEST, "request id must be > 0"))
             return
-        task = eager.start(self._serve(frame, self.gateway.now()))  # most requests never wait
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.create_task(self._serve(frame, self.gateway.now()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _rate_limited(self, request_id: int, wait: float) -> None:
         self._limited_streak += 1
@@ -249,7 +247,7 @@ class ClientConnection:
         self._reply_error(request_id, ImError(pb.RATE_LIMITED, "request rate over the limit", retry_after=wait))
 
     async def _serve(self, frame: pb.ClientFrame, started: float) -> None:
-        REQUEST_ID.set(f"c{self.conn_id}/r{frame.id}")  # this request's context only (eager.start copies it)
+        REQUEST_ID.set(f"c{self.conn_id}/r{frame.id}")  # this task's context only
         op = frame.WhichOneof("op") or "unknown"
         try:
             reply = await self.gateway.service.handle(self, frame)

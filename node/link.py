@@ -687,9 +687,8 @@ class Link:
         self._pending[frame.id] = future
         try:
             await self._put(frame)
-            # wait_for, not asyncio.timeout: a client request may get here before its first
-            # suspension, with no current task (im/eager.py)
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise RequestTimeout(f"no answer to {frame.protocol or 'ping'} #{frame.id} in {timeout}s") from None
         finally:
