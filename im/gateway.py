@@ -233,6 +233,9 @@ class ClientConnection:
         if frame.id == 0:
             self._reply_error(0, ImError(pb.BAD_REQUEST, "request id must be > 0"))
             return
+        # A task per request, even for the many that never wait: running the first step
+        # eagerly without one (as 3.12's eager tasks do) was measured +6 % msgs/s --no-store,
+        # but asyncpg's pool (asyncio.timeout) needs a current task: PostgreSQL requests failed.
         task = asyncio.create_task(self._serve(frame, self.gateway.now()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
