@@ -117,7 +117,7 @@ class _Child:
     def _commit(self, conn: Any, frames: list[tuple[int, list[tuple[bool, Wire]]]], upkeep: WalUpkeep) -> None:
         wires = [batch for _, batches in frames for batch in batches]
         try:
-            batches = [self._sealed(ops) if seal else ops for seal, ops in wires]
+            batches = self._sealed(wires)
         except Exception as exc:  # noqa: BLE001 - a bad value or no key: fail these batches, keep serving
             failed = StoreUnavailable(f"sqlite writer could not prepare the group: {exc}")
             outcomes: list[Outcome] = [failed] * len(wires)
@@ -137,11 +137,18 @@ class _Child:
             self._ready.clear()
         upkeep.note(conn, sum(len(ops) for _, ops in wires))  # after the replies
 
-    def _sealed(self, ops: Wire) -> Wire:
+    def _sealed(self, wires: list[tuple[bool, Wire]]) -> list[Wire]:
+        """The group's batches, values sealed where asked, all in one ``Sealer.seal_many``."""
+        items = [(key, value) for seal, ops in wires if seal for kind, key, value in ops if kind != 2]
+        if not items:
+            return [ops for _, ops in wires]
         if self._sealer is None:
             raise StoreUnavailable("no sealing key was sent")
-        seal = self._sealer.seal
-        return tuple((kind, key, value if kind == 2 else seal(key, value)) for kind, key, value in ops)
+        sealed = iter(self._sealer.seal_many(items))
+        return [
+            tuple((kind, key, value if kind == 2 else next(sealed)) for kind, key, value in ops) if seal else ops
+            for seal, ops in wires
+        ]
 
 
 def main(argv: list[str]) -> int:

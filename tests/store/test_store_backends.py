@@ -79,6 +79,21 @@ async def test_conflict_fails_only_its_batch_in_a_group(store: RecordStore) -> N
     assert got == {b"c": b"3", b"d": b"4", b"taken": b"old", b"keep": b"k"}
 
 
+async def test_a_conflict_after_a_fresh_insert_of_the_group_leaves_that_insert_to_its_batch(
+    store: RecordStore,
+) -> None:
+    """The SQLite writer inserts a group's Insert keys first, in order: the fresh one went in
+    before the taken one failed, and must be undone so that its batch still applies alone."""
+    await store.write([Put(b"taken", b"old")])
+    results = await asyncio.gather(
+        store.write([Insert(b"fresh", b"1"), Put(b"p", b"1")]),
+        store.write([Insert(b"taken", b"new"), Put(b"q", b"2")]),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], KeyExists)
+    assert await store.get_many([b"fresh", b"p", b"q", b"taken"]) == {b"fresh": b"1", b"p": b"1", b"taken": b"old"}
+
+
 async def test_concurrent_inserts_of_one_key_exactly_one_wins(store: RecordStore) -> None:
     values = [b"v%d" % i for i in range(20)]
     results = await asyncio.gather(*(store.write([Insert(b"k", v)]) for v in values), return_exceptions=True)
