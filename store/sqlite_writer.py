@@ -65,7 +65,7 @@ class _Child:
         try:
             conn = connect_writer(self._path, self._busy_timeout)
             version = migrate(conn)
-            upkeep = WalUpkeep(conn, self._path, self._busy_timeout)
+            upkeep = WalUpkeep(conn, self._path, self._busy_timeout, sync_database=True)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             self._sock.sendall(encode_frame(("fail", f"sqlite open failed: {exc}")))
             return 1
@@ -75,6 +75,7 @@ class _Child:
         finally:
             upkeep.close(conn)
             conn.close()
+            upkeep.release()  # this process has no connection to the database left
         return 0
 
     def _serve(self, conn: Any, upkeep: WalUpkeep) -> None:
