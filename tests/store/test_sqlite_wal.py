@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from store import Put, SqliteStore
-from store.sqlite_wal import CHECKPOINT_ROWS
+from store.sqlite_commit import connect_writer, migrate
+from store.sqlite_wal import CHECKPOINT_ROWS, WalUpkeep
 
 ROWS = 15 * CHECKPOINT_ROWS
 BATCH = 40
@@ -61,3 +64,54 @@ async def test_wal_stays_short_under_steady_writes(tmp_path: Path, writer: str) 
         await reopened.close()
     assert len(rows) == ROWS
     assert all(value == VALUE for _, value in rows)
+
+
+def test_the_copy_thread_syncs_the_database_through_a_descriptor_kept_until_release(tmp_path: Path) -> None:
+    """``sync_database``: the copy thread fdatasyncs the database through a descriptor of its
+    own, which must outlive every connection of the process (closing it drops SQLite's POSIX
+    locks), so it is closed by ``release()`` only."""
+    path = tmp_path / "sync.db"
+
+    def database_fds(read_only: bool = False) -> list[str]:
+        """This process's descriptors of the database file (SQLite's own are read-write)."""
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.path.realpath(f"/proc/self/fd/{fd}") != str(path.resolve()):
+                    continue
+                flags = int(Path(f"/proc/self/fdinfo/{fd}").read_text().split("flags:")[1].split()[0], 8)
+            except (OSError, IndexError):
+                continue  # closed meanwhile
+            if not read_only or flags & os.O_ACCMODE == os.O_RDONLY:
+                found.append(fd)
+        return found
+
+    conn = connect_writer(str(path), 5.0)
+    migrate(conn)
+    upkeep = WalUpkeep(conn, str(path), 5.0, every=200, sync_database=True)
+    deadline = time.monotonic() + 20
+    row = 0
+    while not database_fds(read_only=True) and time.monotonic() < deadline:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO records (key, value) VALUES (?, ?)", [(b"k%09d" % (row + i), VALUE) for i in range(50)]
+        )
+        conn.execute("COMMIT")
+        row += 50
+        upkeep.note(conn, 50)
+        time.sleep(0.01)
+    assert database_fds(read_only=True), "the copy thread never synced the database"
+    upkeep.close(conn)
+    assert database_fds(read_only=True)  # kept while the writer's connection is open
+    conn.close()
+    upkeep.release()
+    assert database_fds() == []
+    assert conn_rows(path) == row
+
+
+def conn_rows(path: Path) -> int:
+    check = sqlite3.connect(path)
+    try:
+        return int(check.execute("SELECT count(*) FROM records").fetchone()[0])
+    finally:
+        check.close()
