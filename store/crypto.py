@@ -149,22 +149,20 @@ class Sealer:
         self._aead: AESGCMSIV | AESGCM = AESGCMSIV(sealing.key) if sealing.siv else AESGCM(sealing.key)
 
     def seal(self, key: bytes, plaintext: bytes) -> bytes:
-        return _seal(self._aead, self._header, key, plaintext)
+        return _seal(self._aead, self._header, key, plaintext, _nonces.take())
 
     def seal_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
         """``seal`` of every ``(key, plaintext)``, with one ``os.urandom`` call for all the nonces:
-        ~0.7 us less per value than one ``seal`` call each (a writer's group, measured)."""
-        header, encrypt = self._header, self._aead.encrypt
+        ~0.6 us less per value than one ``seal`` call each (a writer's group, measured)."""
+        aead, header = self._aead, self._header
         nonces = os.urandom(NONCE_BYTES * len(items))
-        sealed: list[bytes] = []
-        for index, (key, plaintext) in enumerate(items):
-            nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
-            sealed.append(header + nonce + encrypt(nonce, plaintext, header + key))
-        return sealed
+        return [
+            _seal(aead, header, key, plaintext, nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES])
+            for index, (key, plaintext) in enumerate(items)
+        ]
 
 
-def _seal(aead: AESGCMSIV | AESGCM, header: bytes, key: bytes, plaintext: bytes) -> bytes:
-    nonce = _nonces.take()
+def _seal(aead: AESGCMSIV | AESGCM, header: bytes, key: bytes, plaintext: bytes, nonce: bytes) -> bytes:
     return header + nonce + aead.encrypt(nonce, plaintext, header + key)
 
 
@@ -230,7 +228,7 @@ class Keyring:
     def seal(self, key: bytes, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` bound to record ``key`` under the newest version."""
         entry = self._versions[self._newest]
-        return _seal(entry.aead, entry.header, key, plaintext)
+        return _seal(entry.aead, entry.header, key, plaintext, _nonces.take())
 
     def sealing_key(self) -> SealingKey:
         """The newest version's sealing key, for a ``Sealer`` in another process."""
