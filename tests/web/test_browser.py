@@ -106,6 +106,12 @@ async def test_two_users_chat_presence_unread_and_receipts(
     ids = await alice.locator("li.msg").evaluate_all("els => els.map(e => e.dataset.id)")
     assert len(ids) == 2 and all(i.isdigit() and int(i) > 2**53 for i in ids) and int(ids[0]) < int(ids[1])
 
+    # a reload right after a delivered push keeps the tick (it is saved when the page goes away)
+    await bob.reload()
+    await expect(bob.locator("#status")).to_have_attribute("data-state", "online")
+    await bob.locator('li.contact[data-user="alice"]').click()
+    await expect(bubbles(bob, "hi alice", mine=True)).to_have_attribute("data-state", "delivered")
+
     # bob goes away: alice sees him offline
     await bob.context.close()
     await expect(alice.locator('li.contact[data-user="bob"] .dot')).to_have_attribute("data-online", "false")

@@ -188,18 +188,26 @@ const saveReadMarks = () => {
   storage.set(state.me, "readMarks", state.readMarks);
   storage.set(state.me, "myRead", state.myRead);
 };
+// Delivered ticks are known only from `delivered` pushes (protocol §5), so they are kept
+// locally: saved 200 ms after the last push, and at once when the page goes away.
 let deliveredSaveTimer = null;
+function writeDelivered() {
+  clearTimeout(deliveredSaveTimer);
+  deliveredSaveTimer = null;
+  let ids = [...state.delivered];
+  if (ids.length > DELIVERED_MAX) {
+    ids = ids.slice(-DELIVERED_MAX);
+    state.delivered = new Set(ids);
+  }
+  storage.set(state.me, "delivered", ids);
+}
 function saveDelivered() {
   clearTimeout(deliveredSaveTimer);
-  deliveredSaveTimer = setTimeout(() => {
-    let ids = [...state.delivered];
-    if (ids.length > DELIVERED_MAX) {
-      ids = ids.slice(-DELIVERED_MAX);
-      state.delivered = new Set(ids);
-    }
-    storage.set(state.me, "delivered", ids);
-  }, 200);
+  deliveredSaveTimer = setTimeout(writeDelivered, 200);
 }
+window.addEventListener("pagehide", () => {
+  if (deliveredSaveTimer !== null) writeDelivered();
+});
 
 // ------------------------------------------------------------------ formatting
 function fmtTime(ms) {
