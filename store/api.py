@@ -97,5 +97,6 @@ class RecordStore(ABC):
     def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """A ``write`` that seals every value in this backend's own writer with ``sealing`` (a
         ``store.crypto.SealingKey``), or None, and ``SealedStore`` seals before writing. The
-        SQLite writer process offers one: sealing then costs the event loop nothing."""
+        SQLite writer process offers one: sealing then costs the event loop nothing. The
+        caller passes ops already checked (``store.batch.check_ops``), as ``SealedStore`` does."""
         return None

@@ -264,17 +264,27 @@ class SqliteStore(RecordStore):
         return self._write_sealed
 
     async def _write_sealed(self, ops: Sequence[Op]) -> None:
-        await self._write(ops, seal=True)
+        """The writer process seals the values; ``ops`` come checked (``SealedStore.write``)."""
+        pending = self._submit(tuple(ops), seal=True)
+        if pending is not None:
+            await pending
 
     async def _write(self, ops: Sequence[Op], *, seal: bool) -> None:
-        """``seal``: the writer process seals the values (only offered with that writer)."""
-        checked = check_ops(ops)
+        pending = self._submit(check_ops(ops), seal=seal)
+        if pending is not None:
+            await pending
+
+    def _submit(self, checked: tuple[Op, ...], *, seal: bool) -> Awaitable[None] | None:
+        """What to await for ``checked`` (None: nothing to write). While the writer process
+        runs, that is its future: no coroutine in between."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("sqlite store is not open")
-        if checked:
-            await writer.ensure_running()
-            await writer.submit(checked, seal=seal)
+        if not checked:
+            return None
+        if isinstance(writer, ProcessWriter) and not writer.running:
+            return _restart_then_submit(writer, checked, seal)
+        return writer.submit(checked, seal=seal)
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
@@ -322,3 +332,9 @@ class SqliteStore(RecordStore):
         with _map_errors("scan"):
             rows = conn.execute(sql, (start, end, limit)).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
+
+
+async def _restart_then_submit(writer: ProcessWriter, checked: tuple[Op, ...], seal: bool) -> None:
+    """Start the writer process again (``ProcessWriter.ensure_running``), then submit."""
+    await writer.ensure_running()
+    await writer.submit(checked, seal=seal)
