@@ -1,10 +1,22 @@
-"""Message ids, token bucket, login throttle and password hashing (pure, exact values)."""
+"""Message ids, token bucket, login throttle and password hashing (exact values), and
+where logins hash."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+
+import pytest
+
+from im import accounts as accounts_module
+from im.accounts import Accounts
 from im.ids import EPOCH_MS, MessageIdGenerator, id_timestamp_ms
+from im.keys import KeySchema
 from im.limits import LoginThrottle, TokenBucket
 from im.passwords import Argon2Params, hash_password, verify_password
+from store.crypto import Keyring
+from store.memory import MemoryStore
 
 FAST = Argon2Params(memory_kib=64, iterations=1)
 
@@ -61,3 +73,22 @@ def test_password_hash_verifies_and_is_salted() -> None:
     assert one != two and one.startswith("argon2id$m=64,t=1,p=1$")
     assert verify_password("correct horse", one) and not verify_password("wrong horse", one)
     assert not verify_password("x", "garbage") and not verify_password("x", "argon2id$m=1$a$b")
+
+
+async def test_logins_hash_in_a_pool_of_at_most_one_thread_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each KDF thread keeps its last run's ~19 MiB in its malloc arena, so concurrent
+    registrations must not spread over the asyncio default executor's cores + 4 threads."""
+    threads: set[str] = set()
+
+    def spy(password: str) -> str:
+        threads.add(threading.current_thread().name)
+        return hash_password(password, FAST)
+
+    monkeypatch.setattr(accounts_module, "hash_password", spy)
+    store = MemoryStore()
+    await store.open()
+    accounts = Accounts(store, KeySchema(Keyring(b"k" * 32).blind), lambda: 0, 3600.0)
+    await asyncio.gather(*(accounts.register(f"user{i}", "password123") for i in range(16)))
+    assert threads and all(name.startswith("argon2") for name in threads)
+    assert len(threads) <= min(4, os.cpu_count() or 1)
+    assert await accounts.exists("user15")
