@@ -124,10 +124,7 @@ class _InlineWriter:
     def connection(self) -> sqlite3.Connection | None:
         return self._conn
 
-    async def ensure_running(self) -> None:
-        """Nothing to restart: the writer is this thread."""
-
-    def submit(self, ops: Sequence[Op], seal: bool = False) -> asyncio.Future[None]:
+    def submit(self, ops: Sequence[Op], seal: bool = False) -> Awaitable[None]:
         if seal:  # sealing_writer is offered only with the writer process
             raise ValueError("the inline writer does not seal")
         future: asyncio.Future[None] = self._loop.create_future()
@@ -275,16 +272,12 @@ class SqliteStore(RecordStore):
             await pending
 
     def _submit(self, checked: tuple[Op, ...], *, seal: bool) -> Awaitable[None] | None:
-        """What to await for ``checked`` (None: nothing to write). While the writer process
-        runs, that is its future: no coroutine in between."""
+        """What to await for ``checked`` (None: nothing to write): the writer's future, with no
+        coroutine in between."""
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("sqlite store is not open")
-        if not checked:
-            return None
-        if isinstance(writer, ProcessWriter) and not writer.running:
-            return _restart_then_submit(writer, checked, seal)
-        return writer.submit(checked, seal=seal)
+        return writer.submit(checked, seal=seal) if checked else None
 
     def describe(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
@@ -333,8 +326,3 @@ class SqliteStore(RecordStore):
             rows = conn.execute(sql, (start, end, limit)).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
 
-
-async def _restart_then_submit(writer: ProcessWriter, checked: tuple[Op, ...], seal: bool) -> None:
-    """Start the writer process again (``ProcessWriter.ensure_running``), then submit."""
-    await writer.ensure_running()
-    await writer.submit(checked, seal=seal)

@@ -10,7 +10,7 @@ batch) while SQLite runs on another core.
 
 If the child dies, every waiting batch fails with ``StoreUnavailable`` (it may or may not
 have been committed: as with any failed write, nothing may be assumed) and the next
-``submit`` starts a new child first (``SqliteStore.write`` awaits ``ensure_running``).
+``submit`` starts a new child first.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +151,18 @@ class ProcessWriter:
             self._restart = asyncio.ensure_future(self.start())
         await asyncio.shield(self._restart)
 
-    def submit(self, ops: Sequence[Op], seal: bool = False) -> asyncio.Future[None]:
-        """Queue a batch; ``seal``: the child seals its values (``SealedStore`` over this writer)."""
+    def submit(self, ops: Sequence[Op], seal: bool = False) -> Awaitable[None]:
+        """Queue a batch; ``seal``: the child seals its values (``SealedStore`` over this writer).
+        While the child runs, the batch's future; else a coroutine that starts a new child first."""
+        if not self.running:
+            return self._restart_then_submit(ops, seal)
+        return self._queue(ops, seal)
+
+    async def _restart_then_submit(self, ops: Sequence[Op], seal: bool) -> None:
+        await self.ensure_running()
+        await self._queue(ops, seal)
+
+    def _queue(self, ops: Sequence[Op], seal: bool) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
         if not self.running:
             future.set_exception(StoreUnavailable("the sqlite writer process is not running"))
