@@ -4,7 +4,7 @@ Each pair is a sender connection and a receiver connection, two users. The hot
 path is plain callbacks from :class:`bench.wsclient.WsClient`: an answered send
 frees a window slot and, in the closed-loop phase, immediately sends the next
 message; a pushed message is timed and its id queued for a batched delivery ack
-(flushed at 64 ids or after 20 ms, as a real client would).
+(flushed at 256 ids or after 50 ms, as the SDKs do).
 
 Timing: the sender puts ``time.monotonic_ns()`` in the first 8 bytes of the
 payload; CLOCK_MONOTONIC is system-wide on Linux, so the receiver (even in another
@@ -29,8 +29,9 @@ from bench.wsclient import WsClient, connect
 __all__ = ["Generator", "OpenResult", "PhaseResult", "PhaseSpec", "Target"]
 
 _TS = struct.Struct(">Q")
-ACK_BATCH = 64
-ACK_DELAY = 0.020
+#: delivery acks are batched as the SDKs batch them (``im/client.py``, ``web/static/client.js``)
+ACK_BATCH = 256
+ACK_DELAY = 0.050
 PACED_MAX_OUTSTANDING = 256
 PACER_TICK = 0.001
 

@@ -57,6 +57,7 @@ from im.accounts import USER_NAME, Accounts
 from im.errors import ImError
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema, unpack_id
+from im.recent import RecentMap
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Delete, Insert, Op, Put, RecordStore
 from store.errors import KeyExists
@@ -183,7 +184,7 @@ class Groups:
         self._cache: OrderedDict[str, GroupState] = OrderedDict()
         self._loading: dict[str, asyncio.Future[GroupState | None]] = {}
         # (user, group, cmid) -> (id, timestamp, seq): ints, untracked by the garbage collector
-        self._sent: OrderedDict[tuple[str, str, str], tuple[int, int, int]] = OrderedDict()
+        self._sent: RecentMap[tuple[str, str, str], tuple[int, int, int]] = RecentMap(_RECENT_SENDS)
         self.stats = {"messages": 0, "notices": 0, "pushed": 0, "write_failures": 0}
         #: False for groups whose sequence owner is another node: never cached here (im/federation.py)
         self.owned: Callable[[str], bool] = lambda group: True
@@ -829,9 +830,7 @@ class Groups:
         self.stats["messages"] += 1
         sent = pb.Sent(message_id=message.id, timestamp=now, seq=message.seq)
         if req.client_msg_id:
-            self._sent[key] = (sent.message_id, sent.timestamp, sent.seq)
-            if len(self._sent) > _RECENT_SENDS:
-                self._sent.popitem(last=False)
+            self._sent.remember(key, (sent.message_id, sent.timestamp, sent.seq))
         return sent
 
     async def sync(self, session: Session, req: pb.GroupSync) -> pb.GroupPage:

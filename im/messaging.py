@@ -15,9 +15,8 @@ with RECIPIENT_OFFLINE.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Protocol, cast
+from typing import Protocol
 
 from im import client_pb2 as pb
 from im import records_pb2 as rec
@@ -26,6 +25,7 @@ from im.errors import ImError
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema, unpack_id
 from im.metrics import ImMetrics
+from im.recent import RecentMap
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Insert, Op, Put, RecordStore
 from store.errors import KeyExists
@@ -57,19 +57,6 @@ class RemoteRouter(Protocol):
     def delivered(self, by: str, sender: str, message_ids: list[int]) -> None: ...
 
 
-class _Bounded(OrderedDict[tuple[str, str] | int, object]):
-    """An insertion-ordered map that forgets its oldest entries past ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def remember(self, key: tuple[str, str] | int, value: object) -> None:
-        self[key] = value
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-
 class Messenger:
     """Sends, pushes, syncs and acknowledges 1:1 messages for the sessions of this node."""
 
@@ -99,9 +86,9 @@ class Messenger:
         # (user, cmid) -> (message id, timestamp): ints, not pb.Sent objects, so that the garbage
         # collector does not traverse 200k messages in every full collection (measured: gen2
         # pauses of 30-180 ms under load with pb.Sent values)
-        self._sent = _Bounded(_RECENT)
+        self._sent: RecentMap[tuple[str, str], tuple[int, int]] = RecentMap(_RECENT)
         self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
-        self._parties = _Bounded(_RECENT)  # message id -> (from, to)
+        self._parties: RecentMap[int, tuple[str, str]] = RecentMap(_RECENT)  # message id -> (from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
         self.stats = {"sent": 0, "pushed": 0, "duplicates": 0, "acked": 0}
         self.remote: RemoteRouter | None = None  # other nodes (im/federation.py)
@@ -134,7 +121,7 @@ class Messenger:
             return await self._send_new(session, req)
         key = (session.user, cmid)
         done = self._sent.get(key)
-        if isinstance(done, tuple):
+        if done is not None:
             return self._duplicate(pb.Sent(message_id=done[0], timestamp=done[1]))
         pending = self._inflight.get(key)
         if pending is not None:
@@ -312,7 +299,7 @@ class Messenger:
             if parties is None:
                 unknown.append(message_id)
                 continue
-            sender, recipient = cast(tuple[str, str], parties)
+            sender, recipient = parties
             if recipient == session.user and sender != session.user:
                 by_sender.setdefault(sender, []).append(message_id)
         if unknown and self.durable:
