@@ -1,67 +1,62 @@
-"""``RecentMap``: bounded, about FIFO over real message ids, unequal shards (im/recent.py)."""
+"""``RecentMap``: bounded memory of the newest entries, dropped a generation at a time
+(im/recent.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from im import recent
 from im.ids import EPOCH_MS, MessageIdGenerator
-from im.recent import RecentMap
+from im.recent import GENERATIONS, RecentMap
 
 
 def _message_ids(count: int, per_ms: int = 8) -> list[int]:
-    """Ids as a node makes them under load: ``per_ms`` a millisecond, low bits a sequence."""
+    """Ids as a node makes them under load: ``per_ms`` a millisecond."""
     gen = MessageIdGenerator(3)
     return [gen.next_id(EPOCH_MS + 10_000 + i // per_ms) for i in range(count)]
 
 
-def test_holds_at_most_limit_and_the_newest_entries() -> None:
+def test_holds_at_most_limit_and_every_key_for_three_quarters_of_it() -> None:
     limit = 20_000
-    recent_ids = RecentMap[int, int](limit)
-    ids = _message_ids(10 * limit)
+    recent = RecentMap[int, int](limit)
+    ids = _message_ids(10 * limit + 123)
     for n, message_id in enumerate(ids):
-        recent_ids.remember(message_id, n)
-        assert len(recent_ids) <= limit or n < limit
-    assert len(recent_ids) <= limit
-    newest = ids[-int(0.9 * limit) :]
-    kept = sum(1 for message_id in newest if message_id in recent_ids)
-    assert kept >= 0.97 * len(newest)  # shards get their share of keys within a few percent
-    assert all(recent_ids.get(message_id) == len(ids) - 1 - i for i, message_id in enumerate(reversed(ids[-50:])))
-    assert not any(message_id in recent_ids for message_id in ids[: -2 * limit])
+        recent.remember(message_id, n)
+        assert len(recent) <= limit
+    lifetime = (GENERATIONS - 1) * limit // GENERATIONS
+    assert all(recent.get(message_id) == len(ids) - lifetime + i for i, message_id in enumerate(ids[-lifetime:]))
+    assert not any(message_id in recent for message_id in ids[:-limit])
 
 
-def test_tuple_keys_get_pop_and_overwrite() -> None:
-    sent = RecentMap[tuple[str, str], tuple[int, int]](1000)
+def test_entries_leave_a_whole_generation_at_a_time() -> None:
+    # nothing is deleted from a dict, so none of them ever compacts (the pause this map avoids)
+    recent = RecentMap[int, int](400)
+    for n in range(1000):
+        recent.remember(n, n)
+    assert [len(generation) for generation in recent._older] == [100, 100, 100]
+    assert len(recent._newest) == 0 and 699 not in recent and 700 in recent and 999 in recent
+
+
+def test_tuple_keys_get_pop_overwrite_and_clear() -> None:
+    sent = RecentMap[tuple[str, str], tuple[int, int]](8)
     sent.remember(("alice", "c1"), (1, 10))
-    sent.remember(("alice", "c1"), (2, 20))  # the newer value wins
+    for n in range(3):
+        sent.remember(("filler", str(n)), (n, n))  # ("alice", "c1") is now in an older generation
+    sent.remember(("alice", "c1"), (2, 20))  # the newer value shadows the older one
     assert sent.get(("alice", "c1")) == (2, 20)
     assert ("alice", "c1") in sent and ("bob", "c1") not in sent
     assert sent.get(("bob", "c1")) is None
     assert sent.pop(("alice", "c1")) == (2, 20)
-    assert sent.pop(("alice", "c1")) is None
-    assert len(sent) == 0
-    sent.remember(("carol", "c2"), (3, 30))
+    assert sent.pop(("alice", "c1")) is None and ("alice", "c1") not in sent
     sent.clear()
-    assert ("carol", "c2") not in sent and len(sent) == 0
-
-
-def test_shards_are_unequal_so_they_do_not_compact_together() -> None:
-    shares = recent._shares(recent.SHARDS)
-    assert sum(shares) == recent._SLOTS
-    mean = recent._SLOTS / recent.SHARDS
-    assert min(shares) == pytest.approx(0.5 * mean, rel=0.05)
-    assert max(shares) == pytest.approx(1.5 * mean, rel=0.05)
-    assert len(set(shares)) > recent.SHARDS // 2  # each shard reaches its resize points at its own time
-    bounded = RecentMap[int, int](200_000)
-    assert sum(bounded._bounds) <= 200_000
-    # a shard's bound follows its share of the keys, so every key lives about as long
-    assert {round(b / s) for b, s in zip(bounded._bounds, shares, strict=True)} <= {48, 49}
+    assert len(sent) == 0 and ("filler", "0") not in sent
 
 
 def test_small_and_invalid_limits() -> None:
-    tiny = RecentMap[int, int](3)
-    for i in range(100):
+    tiny = RecentMap[int, int](GENERATIONS)
+    for i in range(10):
         tiny.remember(i, i)
-    assert len(tiny) <= 3 and 99 in tiny
+    assert len(tiny) <= GENERATIONS and 9 in tiny and 8 in tiny
     with pytest.raises(ValueError):
-        RecentMap[int, int](0)
+        RecentMap[int, int](GENERATIONS - 1)
+    with pytest.raises(ValueError):
+        RecentMap[int, int](10, generations=1)
