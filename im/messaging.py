@@ -38,6 +38,9 @@ _MAX_EXT_ENTRIES = 32
 _MAX_EXT_BYTES = 4096
 _MAX_CMID = 128
 _RECENT = 200_000
+#: both maps take one insert per send: with equal sizes they would drop their oldest
+#: generations on the same send (two pauses in one step); these coincide once per 1,050,000
+_RECENT_PARTIES = 210_000
 
 
 class MessageLimits:
@@ -88,7 +91,7 @@ class Messenger:
         # pauses of 30-180 ms under load with pb.Sent values)
         self._sent: RecentMap[tuple[str, str], tuple[int, int]] = RecentMap(_RECENT)
         self._inflight: dict[tuple[str, str], asyncio.Future[pb.Sent]] = {}
-        self._parties: RecentMap[int, tuple[str, str]] = RecentMap(_RECENT)  # message id -> (from, to)
+        self._parties: RecentMap[int, tuple[str, str]] = RecentMap(_RECENT_PARTIES)  # message id -> (from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
         self.stats = {"sent": 0, "pushed": 0, "duplicates": 0, "acked": 0}
         self.remote: RemoteRouter | None = None  # other nodes (im/federation.py)
