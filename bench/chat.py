@@ -19,9 +19,10 @@ run over them:
 Throughput on a shared machine drifts by tens of percent within a minute, so a round
 measures node and relay back to back and the reported figures are medians over the
 rounds (``ratio``: the median of the per-round ratios); ``rounds_detail`` keeps each
-round's own figures. Receivers acknowledge deliveries in batches (256 ids or 50 ms, as the SDKs do). The load
-generator runs in ``--procs`` worker processes (:mod:`bench.pool`). Stdout gets a
-table and the JSON object (only the JSON with ``--json``); progress goes to stderr.
+round's own figures. Receivers acknowledge deliveries in batches (256 ids or 50 ms, as
+the SDKs do). The load generator runs in ``--procs`` worker processes (:mod:`bench.pool`).
+Stdout gets a table and the JSON object (only the JSON with ``--json``); progress goes to
+stderr.
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ _MAX_EXT_ENTRIES = 32
 _MAX_EXT_BYTES = 4096
 _MAX_CMID = 128
 _RECENT = 200_000
-#: both maps take one insert per send: with equal sizes they would drop their oldest
-#: generations on the same send (two pauses in one step); these coincide once per 1,050,000
+#: ``_parties``' size: both maps take one insert per send, and with equal sizes they would drop
+#: their oldest generations on the same send (two pauses in one step); these sizes coincide
+#: once per 1,050,000 sends
 _RECENT_PARTIES = 210_000
 
 

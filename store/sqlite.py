@@ -325,4 +325,3 @@ class SqliteStore(RecordStore):
         with _map_errors("scan"):
             rows = conn.execute(sql, (start, end, limit)).fetchall()
         return [(bytes(k), bytes(v)) for k, v in rows]
-
