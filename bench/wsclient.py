@@ -7,6 +7,8 @@ straight from ``asyncio.Protocol`` callbacks: bytes in through ``receive_data()`
 frames out through ``data_to_send()``, and every complete data frame goes to a
 plain callback, synchronously. Pings are answered by the core. Compression is
 never offered (the relay and the node are measured on the same uncompressed frames).
+Once the handshake is done, data frames and pings are handled by :mod:`bench.wsfast`
+until the server sends anything else; from that frame on the core parses again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
+
+from bench.wsfast import PONG, FrameSplitter, client_frame
 
 __all__ = ["FrameHandler", "WsClient", "connect"]
 
@@ -39,6 +43,8 @@ class WsClient(asyncio.Protocol):
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.dropped_frames = 0
+        self._splitter: FrameSplitter | None = None  # set once the handshake is done
+        self._may_split = True  # False once the core owns the stream for good
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -46,6 +52,17 @@ class WsClient(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        splitter = self._splitter
+        if splitter is not None:
+            payloads, rest = splitter.feed(data)
+            for payload in payloads:
+                self.on_frame(payload)
+            if splitter.pings:
+                self._pong(splitter.pings)
+            if rest is None:
+                return
+            self._splitter = None  # a control frame or a fragment: the core parses from here on
+            data = rest
         self.core.receive_data(data)
         for event in self.core.events_received():
             if isinstance(event, Frame):
@@ -53,6 +70,15 @@ class WsClient(asyncio.Protocol):
             elif isinstance(event, Response):
                 self._handshake_done()
         self._flush()
+        if self._may_split and self.core.state is State.OPEN and not self.core.reader.buffer:
+            self._may_split = False  # the core holds no partial frame: split from the next byte on
+            self._splitter = FrameSplitter()
+
+    def _pong(self, pings: list[bytes]) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(client_frame(payload, PONG) for payload in pings))
+        pings.clear()
 
     def _frame_received(self, frame: Frame) -> None:
         if frame.opcode in (Opcode.BINARY, Opcode.TEXT) and frame.fin:
@@ -93,7 +119,12 @@ class WsClient(asyncio.Protocol):
 
     def send(self, payload: bytes) -> None:
         """Send one binary message (no await: the transport buffers it)."""
-        if self.core.state is State.OPEN:
+        if self.core.state is not State.OPEN:
+            return
+        transport = self.transport
+        if self._splitter is not None and transport is not None and not transport.is_closing():
+            transport.write(client_frame(payload))
+        else:
             self.core.send_binary(payload)
             self._flush()
 
