@@ -115,3 +115,43 @@ def conn_rows(path: Path) -> int:
         return int(check.execute("SELECT count(*) FROM records").fetchone()[0])
     finally:
         check.close()
+
+
+def test_write_back_syncs_the_wal_after_commits_and_never_while_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write-back thread fdatasyncs the WAL soon after a commit, at most once per pause,
+    and makes no call at all while nothing is committed (an idle node stays idle)."""
+    path = tmp_path / "idle.db"
+    wal = os.path.realpath(f"{path}-wal")
+    synced: list[float] = []
+    real_fdatasync = os.fdatasync
+
+    def counting_fdatasync(fd: int) -> None:
+        if os.path.realpath(f"/proc/self/fd/{fd}") == wal:
+            synced.append(time.monotonic())
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting_fdatasync)
+    conn = connect_writer(str(path), 5.0)
+    migrate(conn)
+    upkeep = WalUpkeep(conn, str(path), 5.0, pause=0.02)
+    try:
+        time.sleep(0.3)
+        assert synced == []  # idle: no sync
+        started = time.monotonic()
+        for row in range(40):  # 40 commits, 10 ms apart
+            time.sleep(0.01)
+            conn.execute("INSERT INTO records (key, value) VALUES (?, ?)", (b"k%03d" % row, VALUE))
+            last_commit = time.monotonic()
+            upkeep.note(conn, 1)
+        time.sleep(0.2)  # ten pauses: the write-back has caught up
+        during = len(synced)
+        assert synced and synced[-1] >= last_commit  # a sync began after the last commit
+        assert 2 <= during <= (synced[-1] - started) / 0.02 + 1, synced  # at most once per pause
+        time.sleep(0.3)
+        assert len(synced) == during  # idle again: no more syncs
+    finally:
+        upkeep.close(conn)
+        conn.close()
+    assert conn_rows(path) == 40
