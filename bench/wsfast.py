@@ -6,7 +6,8 @@ per frame, a StreamReader) and ``send_binary`` (a ``Frame`` object and a 4-byte
 ``secrets`` read per frame) were a fifth of the generator's CPU. Once the handshake is
 done, :class:`bench.wsclient.WsClient` frames and parses the common case here:
 
-* ``client_frame``: one final binary frame, masked as RFC 6455 section 5.3 requires, with a
+* ``client_frame``: one final binary frame (the header of ``im.wsframe``, which builds the
+  node's frames, with the mask bit), masked as RFC 6455 section 5.3 requires, with a
   masking key from a pool of ``secrets`` bytes (one read per 1,024 frames, still
   unpredictable) and websockets' C ``apply_mask``.
 * ``FrameSplitter``: complete, final, unmasked text or binary frames without extension
@@ -20,20 +21,18 @@ done, :class:`bench.wsclient.WsClient` frames and parses the common case here:
 from __future__ import annotations
 
 import secrets
-import struct
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - pure-Python websockets build
     from websockets.utils import apply_mask
 
+from im.wsframe import header
+
 __all__ = ["PONG", "FrameSplitter", "client_frame"]
 
 _POOL_BYTES = 4096
-_SHORT = struct.Struct(">BBH")
-_LONG = struct.Struct(">BBQ")
 _FIN = 0x80
-_FIN_BINARY = 0x82
 _FIN_PING = 0x89
 PONG = 0xA
 _MASKED = 0x80
@@ -60,16 +59,8 @@ _keys = _MaskKeys()
 def client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
     """One final, masked frame carrying ``payload`` (RFC 6455 section 5.2), binary unless
     ``opcode`` says otherwise (``PONG``)."""
-    size = len(payload)
-    first = _FIN | opcode
-    if size < 126:
-        header = bytes((first, _MASKED | size))
-    elif size < 65536:
-        header = _SHORT.pack(first, _MASKED | 126, size)
-    else:
-        header = _LONG.pack(first, _MASKED | 127, size)
     key = _keys.next()
-    return header + key + apply_mask(payload, key)
+    return header(_FIN | opcode, len(payload), _MASKED) + key + apply_mask(payload, key)
 
 
 class FrameSplitter:

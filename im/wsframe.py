@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["frame"]
+__all__ = ["frame", "header"]
 
 _FIN_BINARY = 0x82  # FIN + opcode 0x2 (binary)
 _FIN_TEXT = 0x81  # FIN + opcode 0x1 (text)
@@ -22,10 +22,14 @@ _LEN64 = struct.Struct("!BBQ")
 
 def frame(payload: bytes, *, text: bool = False) -> bytes:
     """One complete unmasked data frame carrying ``payload`` (UTF-8 already, for text)."""
-    first = _FIN_TEXT if text else _FIN_BINARY
-    size = len(payload)
+    return header(_FIN_TEXT if text else _FIN_BINARY, len(payload)) + payload
+
+
+def header(first: int, size: int, mask_bit: int = 0) -> bytes:
+    """A frame's first byte, then its payload length in 7, 16 or 64 bits, with ``mask_bit``
+    (0x80: a masking key follows, as in a client's frames) in the second byte."""
     if size < 126:
-        return bytes((first, size)) + payload
+        return bytes((first, mask_bit | size))
     if size < 1 << 16:
-        return _LEN16.pack(first, 126, size) + payload
-    return _LEN64.pack(first, 127, size) + payload
+        return _LEN16.pack(first, mask_bit | 126, size)
+    return _LEN64.pack(first, mask_bit | 127, size)
