@@ -163,6 +163,8 @@ class ShardedStore(RecordStore):
         self._root_sid = 0
         self._tag = b""
         self._shards: dict[int, RecordStore] = {}
+        self._attach_lock = asyncio.Lock()  # one open per shard, however many callers ask
+        self._reload_lock = asyncio.Lock()  # one reload at a time: a slow one never lands last
         self._owner: list[int] = list(self.map.slots)
         self._opened = False
         self._frozen: dict[int, asyncio.Event] = {}
@@ -273,9 +275,12 @@ class ShardedStore(RecordStore):
         """Open shard ``sid`` (a new rebalance target, or one of the map's on open)."""
         if sid in self._shards:
             return
-        shard = self._opener(url)
-        await shard.open()
-        self._shards[sid] = shard
+        async with self._attach_lock:
+            if sid in self._shards:  # opened while this call waited
+                return
+            shard = self._opener(url)
+            await shard.open()
+            self._shards[sid] = shard
 
     async def detach(self, sid: int) -> None:
         shard = self._shards.pop(sid, None)
@@ -572,9 +577,12 @@ class ShardedStore(RecordStore):
         await self._adopt(new)
 
     async def _adopt(self, new: ShardMap) -> None:
-        """Route by ``new``: open its shards, take its root, thaw slots it no longer freezes."""
+        """Route by ``new``: open its shards, take its root, thaw slots it no longer freezes;
+        nothing if a newer map was adopted while the shards opened."""
         for sid, url in new.shards.items():
             await self.attach(sid, url)
+        if new.version < self._committed:
+            return
         self.map, self._committed, self._owner = new, new.version, list(new.slots)
         self._root_sid, self.root_url = new.root, new.root_url
         self._write_cache()
@@ -616,7 +624,14 @@ class ShardedStore(RecordStore):
 
     async def reload_map(self) -> bool:
         """Route by the root shard's map if it is newer (following a moved root); apply its
-        frozen set; close shards it dropped. True if newer."""
+        frozen set; close shards it dropped. True if newer.
+
+        Reloads run one at a time: two at once (a poll and a rebalance's ``sync``) could
+        otherwise finish out of order and leave the older map in place."""
+        async with self._reload_lock:
+            return await self._reload_map()
+
+    async def _reload_map(self) -> bool:
         raw = await self._root().get(MAP_KEY)
         if raw is None:
             return False

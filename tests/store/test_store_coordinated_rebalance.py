@@ -1,15 +1,17 @@
 """Two ShardedStores in one process over the same SQLite shards, coordinated in process:
 a rebalance on one while the other writes loses nothing; an aborted step is retried;
-a member opening while slots are frozen starts with them frozen until its lease ends."""
+a member opening while slots are frozen starts with them frozen until its lease ends;
+two map reloads at once never leave a member on the older map."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 from store_helpers import Writers
 
-from store import Put
+from store import Put, RecordStore
 from store.factory import open_raw
 from store.rebalance import StepAborted, add_shard, run_rebalance
 from store.sharded import ShardedStore, create_shards
@@ -92,3 +94,55 @@ async def test_member_opening_while_frozen_waits_for_the_lease(tmp_path: Path) -
     assert await a.get(key) == b"v"
     await a.close()
     await b.close()
+
+
+async def test_overlapping_reloads_end_on_the_newest_map(tmp_path: Path) -> None:
+    """A reload still opening a new shard for map v while a second reload reads v+1: the
+    member ends on v+1 (before the fix the slow one finished last and put v back, so a
+    rebalance's ``sync`` found the member a version behind)."""
+    urls = [f"sqlite://{tmp_path}/s{i}.db" for i in range(3)]
+    await create_shards(urls[:2], open_raw)
+    a = member(urls[0], "a")
+    await a.open()
+    gate, opening = asyncio.Event(), asyncio.Event()
+    opened: list[str] = []
+
+    class SlowFirstOpen:
+        """The first open of the new shard waits for ``gate``."""
+
+        def __init__(self, url: str) -> None:
+            self.inner = open_raw(url)
+            self.slow = url == urls[2] and url not in opened
+            opened.append(url)
+
+        async def open(self) -> None:
+            if self.slow:
+                opening.set()
+                await gate.wait()
+            await self.inner.open()
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    def slow_opener(url: str) -> RecordStore:
+        return SlowFirstOpen(url)  # type: ignore[return-value]
+
+    b = ShardedStore(urls[0], slow_opener, resume=False)
+    b.member_id, b.member_ttl = "b", 3600.0
+    await b.open()
+    try:
+        await add_shard(a, urls[2])  # map v+1 names the new shard
+        first = asyncio.ensure_future(b.reload_map())
+        await opening.wait()  # b's first reload is opening the new shard
+        newer = copy.deepcopy(a.map)
+        newer.version += 1
+        await a.commit_map(newer)
+        second = asyncio.ensure_future(b.reload_map())
+        await asyncio.sleep(0.2)
+        gate.set()
+        await asyncio.gather(first, second)
+        assert b.map.version == newer.version
+        assert opened.count(urls[2]) == 1, "the new shard was opened twice"
+    finally:
+        await b.close()
+        await a.close()
