@@ -57,7 +57,7 @@ from im.accounts import USER_NAME, Accounts
 from im.errors import ImError
 from im.ids import MessageIdGenerator
 from im.keys import KeySchema, unpack_id
-from im.recent import RecentMap
+from im.recent import RecentMap, join_key, pack_ints, unpack_ints
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Delete, Insert, Op, Put, RecordStore
 from store.errors import KeyExists
@@ -184,7 +184,8 @@ class Groups:
         self._cache: OrderedDict[str, GroupState] = OrderedDict()
         self._loading: dict[str, asyncio.Future[GroupState | None]] = {}
         # (user, group, cmid) -> (id, timestamp, seq): ints, untracked by the garbage collector
-        self._sent: RecentMap[tuple[str, str, str], tuple[int, int, int]] = RecentMap(_RECENT_SENDS)
+        #: join_key(user, group, client message id) -> pack_ints(message id, timestamp, seq)
+        self._sent: RecentMap[str, int] = RecentMap(_RECENT_SENDS)
         self.stats = {"messages": 0, "notices": 0, "pushed": 0, "write_failures": 0}
         #: False for groups whose sequence owner is another node: never cached here (im/federation.py)
         self.owned: Callable[[str], bool] = lambda group: True
@@ -794,11 +795,12 @@ class Groups:
             raise ImError(pb.MUTED, "the group is muted: only the owner and admins may send")
         if req.to and state.role(req.to) == 0:
             raise ImError(pb.NOT_A_MEMBER, "the private message's target is not a member")
-        key = (session.user, req.group, req.client_msg_id)
+        key = join_key(session.user, req.group, req.client_msg_id)
         if req.client_msg_id:
             done = self._sent.get(key)
             if done is not None:
-                return pb.Sent(message_id=done[0], timestamp=done[1], seq=done[2], duplicate=True)
+                message_id, timestamp, seq = unpack_ints(done, 3)
+                return pb.Sent(message_id=message_id, timestamp=timestamp, seq=seq, duplicate=True)
         state.next_seq += 1
         message = pb.Message(
             type=req.type or 1, group=req.group, seq=state.next_seq, id=self._ids.next_id(now), timestamp=now,
@@ -830,7 +832,7 @@ class Groups:
         self.stats["messages"] += 1
         sent = pb.Sent(message_id=message.id, timestamp=now, seq=message.seq)
         if req.client_msg_id:
-            self._sent.remember(key, (sent.message_id, sent.timestamp, sent.seq))
+            self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp, sent.seq))
         return sent
 
     async def sync(self, session: Session, req: pb.GroupSync) -> pb.GroupPage:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from im.ids import EPOCH_MS, MessageIdGenerator
-from im.recent import GENERATIONS, RecentMap
+from im.recent import GENERATIONS, RecentMap, join_key, pack_ints, split_pair, unpack_ints
 
 
 def _message_ids(count: int, per_ms: int = 8) -> list[int]:
@@ -61,3 +63,30 @@ def test_small_and_invalid_limits() -> None:
         RecentMap[int, int](GENERATIONS - 1)
     with pytest.raises(ValueError):
         RecentMap[int, int](10, generations=1)
+
+
+def test_joined_keys_and_packed_values_round_trip() -> None:
+    assert split_pair(join_key("alice", "bob")) == ("alice", "bob")
+    assert split_pair(join_key("alice", "a\x00b")) == ("alice", "a\x00b")  # only the first NUL splits
+    assert join_key("alice", "g", "x") != join_key("alice", "gx", "")
+    top = (1 << 64) - 1
+    for values in [(0, 0), (1, 2), (top, 0), (0, top), (top, top), (2**63 + 5, 1_700_000_000_000)]:
+        assert unpack_ints(pack_ints(*values), 2) == values
+    assert unpack_ints(pack_ints(7, 8, 9), 3) == (7, 8, 9)
+    with pytest.raises(ValueError):
+        pack_ints(-1)
+    with pytest.raises(ValueError):
+        pack_ints(1 << 64)
+
+
+def test_maps_of_atomic_entries_stay_out_of_the_cyclic_collector() -> None:
+    """What the messenger keeps (joined keys, packed values) leaves every dict untracked,
+    so the collector never walks them; a tuple value would make the newest dict tracked."""
+    atomic: RecentMap[str, int] = RecentMap(4000)
+    with_tuples: RecentMap[int, tuple[str, str]] = RecentMap(4000)
+    for i in range(10_500):
+        atomic.remember(join_key("alice", f"cm-{i}"), pack_ints(i, 1_700_000_000_000 + i))
+        with_tuples.remember(i, (f"a{i}", f"b{i}"))
+    assert not any(gc.is_tracked(d) for d in (atomic._newest, *atomic._older))
+    assert gc.is_tracked(with_tuples._newest)
+    assert unpack_ints(atomic.get(join_key("alice", "cm-10499")) or 0, 2) == (10_499, 1_700_000_010_499)
