@@ -183,8 +183,8 @@ class Groups:
         self.router: GroupRouter = router or LocalGroupRouter(registry)
         self._cache: OrderedDict[str, GroupState] = OrderedDict()
         self._loading: dict[str, asyncio.Future[GroupState | None]] = {}
-        # (user, group, cmid) -> (id, timestamp, seq): ints, untracked by the garbage collector
-        #: join_key(user, group, client message id) -> pack_ints(message id, timestamp, seq)
+        # join_key(user, group, client message id) -> pack_ints(message id, timestamp, seq):
+        # atomic entries, never walked by the garbage collector (im/recent.py)
         self._sent: RecentMap[str, int] = RecentMap(_RECENT_SENDS)
         self.stats = {"messages": 0, "notices": 0, "pushed": 0, "write_failures": 0}
         #: False for groups whose sequence owner is another node: never cached here (im/federation.py)
