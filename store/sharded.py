@@ -576,17 +576,18 @@ class ShardedStore(RecordStore):
             raise MapConflict(f"shard map version {new.version} was committed by another member") from None
         await self._adopt(new)
 
-    async def _adopt(self, new: ShardMap) -> None:
-        """Route by ``new``: open its shards, take its root, thaw slots it no longer freezes;
-        nothing if a newer map was adopted while the shards opened."""
+    async def _adopt(self, new: ShardMap) -> bool:
+        """Route by ``new``: open its shards, take its root, thaw slots it no longer freezes.
+        False (and nothing changed) if a newer map was adopted while the shards opened."""
         for sid, url in new.shards.items():
             await self.attach(sid, url)
         if new.version < self._committed:
-            return
+            return False
         self.map, self._committed, self._owner = new, new.version, list(new.slots)
         self._root_sid, self.root_url = new.root, new.root_url
         self._write_cache()
         self._thaw_remote([slot for slot in self._remote_frozen if slot not in new.frozen])
+        return True
 
     # ---- several processes: members, remote freezes, map reloads ---------------------
 
@@ -640,7 +641,8 @@ class ShardedStore(RecordStore):
             return False
         if new.root != self._root_sid:
             new = await self._follow_root(new)
-        await self._adopt(new)
+        if not await self._adopt(new):
+            return False  # a newer map came meanwhile: its shards and freezes stand
         gone = [sid for sid in self._shards if sid not in new.shards and sid != self._root_sid]
         if gone:
             await self.drain()  # reads that started before still use them
