@@ -831,7 +831,7 @@ class Groups:
             return pb.Sent(message_id=earlier.message_id, timestamp=earlier.timestamp, duplicate=True)
         self.stats["messages"] += 1
         sent = pb.Sent(message_id=message.id, timestamp=now, seq=message.seq)
-        if req.client_msg_id:
+        if req.client_msg_id and sent.timestamp >= 0:  # pack_ints takes no negative timestamp
             self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp, sent.seq))
         return sent
 

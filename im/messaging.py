@@ -143,7 +143,8 @@ class Messenger:
             del self._inflight[key]
         if not future.done():
             future.set_result(sent)
-        self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp))
+        if sent.timestamp >= 0:  # a clock before 1970 cannot be packed; the store still answers retries
+            self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp))
         return sent
 
     def _duplicate(self, sent: pb.Sent) -> pb.Sent:
