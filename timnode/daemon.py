@@ -54,6 +54,7 @@ from node.link import SUBPROTOCOL as PEER_SUBPROTOCOL
 from node.manager import LinkManager, ManagerConfig
 from node.metrics import MetricSet
 from node.peerstore import format_addr, split_host_port
+from node.runtime_metrics import GcPauseMonitor, LoopLagMonitor, install_runtime_metrics
 from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
 from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key
@@ -114,6 +115,7 @@ class Node:
         PlatformCollector(registry=self.metrics_registry)
         self.metrics = ImMetrics(self.metrics_registry)
         self._flusher: asyncio.Task[None] | None = None
+        self._runtime_monitors: tuple[LoopLagMonitor, GcPauseMonitor] | None = None
 
     def _keyring(self) -> Keyring:
         if self.config.no_store:
@@ -167,6 +169,7 @@ class Node:
         # collections become rare (measured, bench chat --no-store: 2,576 young, 233 middle and
         # 20 full collections, 392 ms in all, became 154, 13 and 0, 140 ms; max rate +5 %).
         gc.set_threshold(10_000, 10, 10)
+        self._runtime_monitors = install_runtime_metrics(MetricSet(self.metrics_registry), asyncio.get_running_loop())
         self._write_ready_file()
         if self.config.no_store:
             log.warning("no-store mode: messages go to online devices only; accounts live in memory")
@@ -353,6 +356,10 @@ class Node:
         log.info("shutting down")
         if self._flusher is not None:
             self._flusher.cancel()
+        if self._runtime_monitors is not None:
+            lag_monitor, gc_monitor = self._runtime_monitors
+            lag_monitor.stop()
+            gc_monitor.uninstall()
         if self.mdns is not None:
             await self.mdns.stop()
         if self.dht is not None:

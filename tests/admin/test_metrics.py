@@ -44,3 +44,5 @@ def test_link_traffic_by_transport_and_peers_by_kind(node_factory: Callable[...,
     assert sample(text, "timnode_admin_requests_total", route="peers", status="200") >= 1
     assert "# TYPE timnode_rate_limited_total counter" in text
     assert "# TYPE timnode_store_operation_duration_seconds histogram" in text
+    assert "# TYPE timnode_event_loop_lag_seconds histogram" in text
+    assert "# TYPE timnode_gc_pause_seconds histogram" in text
