@@ -17,8 +17,7 @@ the growth of the newest dict and the release of the oldest, each about 1/``GENE
 of the whole: measured at 200,000, 2 ms for message ids with tuple values and 3-4 ms for
 (user, client message id) tuple keys, whose release frees ~250,000 objects (0.9 ms with the
 joined keys and packed values below, against 3.7 ms for the same 50,000 entries as tuples).
-The map holds at most
-``limit`` entries, and the newest ``(GENERATIONS - 1) * (limit // GENERATIONS)`` keys are
+The map holds at most ``limit`` entries, and the newest ``(GENERATIONS - 1) * (limit // GENERATIONS)`` keys are
 always among them (150,000 of a limit of 200,000; the ``OrderedDict`` held exactly
 ``limit``). Values must not be None: ``get`` returns None for a missing key.
 

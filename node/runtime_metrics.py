@@ -89,10 +89,8 @@ class GcPauseMonitor:
             self._histogram_for(int(info["generation"])).observe(self._clock() - self._started)
 
 
-def install_runtime_metrics(
-    metrics: MetricSet, loop: asyncio.AbstractEventLoop
-) -> tuple[LoopLagMonitor, GcPauseMonitor]:
-    """Declare both metrics on ``metrics`` and start both monitors; the caller stops them."""
+def install_runtime_metrics(metrics: MetricSet, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Declare both metrics on ``metrics`` and start both monitors; returns what stops them."""
     lag = metrics.histogram(
         "timnode_event_loop_lag_seconds", "How late a timer armed every 0.25 s fired", PAUSE_BUCKETS
     )()
@@ -103,4 +101,9 @@ def install_runtime_metrics(
     gc_monitor = GcPauseMonitor(lambda generation: pause(str(generation)))
     lag_monitor.start(loop)
     gc_monitor.install()
-    return lag_monitor, gc_monitor
+
+    def stop() -> None:
+        lag_monitor.stop()
+        gc_monitor.uninstall()
+
+    return stop

@@ -54,7 +54,7 @@ from node.link import SUBPROTOCOL as PEER_SUBPROTOCOL
 from node.manager import LinkManager, ManagerConfig
 from node.metrics import MetricSet
 from node.peerstore import format_addr, split_host_port
-from node.runtime_metrics import GcPauseMonitor, LoopLagMonitor, install_runtime_metrics
+from node.runtime_metrics import install_runtime_metrics
 from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
 from store.crypto import Keyring, keyring_from_spec, load_or_create_data_key
@@ -115,7 +115,7 @@ class Node:
         PlatformCollector(registry=self.metrics_registry)
         self.metrics = ImMetrics(self.metrics_registry)
         self._flusher: asyncio.Task[None] | None = None
-        self._runtime_monitors: tuple[LoopLagMonitor, GcPauseMonitor] | None = None
+        self._stop_runtime_metrics: Callable[[], None] | None = None
 
     def _keyring(self) -> Keyring:
         if self.config.no_store:
@@ -169,7 +169,8 @@ class Node:
         # collections become rare (measured, bench chat --no-store: 2,576 young, 233 middle and
         # 20 full collections, 392 ms in all, became 154, 13 and 0, 140 ms; max rate +5 %).
         gc.set_threshold(10_000, 10, 10)
-        self._runtime_monitors = install_runtime_metrics(MetricSet(self.metrics_registry), asyncio.get_running_loop())
+        runtime_metrics = MetricSet(self.metrics_registry)  # event-loop lag, collector pauses
+        self._stop_runtime_metrics = install_runtime_metrics(runtime_metrics, asyncio.get_running_loop())
         self._write_ready_file()
         if self.config.no_store:
             log.warning("no-store mode: messages go to online devices only; accounts live in memory")
@@ -356,10 +357,8 @@ class Node:
         log.info("shutting down")
         if self._flusher is not None:
             self._flusher.cancel()
-        if self._runtime_monitors is not None:
-            lag_monitor, gc_monitor = self._runtime_monitors
-            lag_monitor.stop()
-            gc_monitor.uninstall()
+        if self._stop_runtime_metrics is not None:
+            self._stop_runtime_metrics()
         if self.mdns is not None:
             await self.mdns.stop()
         if self.dht is not None:

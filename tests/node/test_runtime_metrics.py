@@ -51,13 +51,12 @@ def test_collections_are_timed_by_generation() -> None:
 
 async def test_both_metrics_reach_the_exposition() -> None:
     metrics = MetricSet()
-    lag_monitor, gc_monitor = install_runtime_metrics(metrics, asyncio.get_running_loop())
+    stop = install_runtime_metrics(metrics, asyncio.get_running_loop())
     try:
         gc.collect()
         await asyncio.sleep(0.3)
     finally:
-        lag_monitor.stop()
-        gc_monitor.uninstall()
+        stop()
     families = {family.name: family for family in metrics.collect()}
     lag = families["timnode_event_loop_lag_seconds"]
     assert any(s.name.endswith("_count") and s.value >= 1 for s in lag.samples)
