@@ -5,6 +5,7 @@ python -m testnet --nat port-restricted --nat symmetric --nat symmetric
 python -m testnet --json                the result document instead of the table
 python -m testnet --delay 40 --loss 1   tc netem on the routers' WAN side (ms, percent)
 python -m testnet --cleanup             remove leftover tnat-* namespaces (ours only)
+python -m testnet --keep                keep the work directory (node data dirs, logs); deleted by default
 python -m testnet --sim [--json]        the same scenario in-process on modelled NATs (no root; testnet/natsim.py)
 python -m testnet --sim-dht [--nodes N] the in-process DHT simulation (testnet/sim.py)
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the network to settle")
     parser.add_argument("--json", action="store_true", help="print the JSON result")
     parser.add_argument("--cleanup", action="store_true", help="delete leftover tnat-* namespaces and exit")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (node data dirs and logs); printed as workdir")  # fmt: skip
     parser.add_argument("--delay", type=float, default=0.0, metavar="MS", help="netem delay on the WAN side (ms)")
     parser.add_argument("--loss", type=float, default=0.0, metavar="PCT", help="netem loss on the WAN side (%%)")
     parser.add_argument("--sim", action="store_true", help="the same scenario in-process on modelled NATs (no root)")
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job inherits it ignored
         signal.signal(signum, interrupted)
     try:
-        result = run_real(kinds, timeout=args.timeout, delay_ms=args.delay, loss_pct=args.loss, log=log)
+        result = run_real(
+            kinds, timeout=args.timeout, delay_ms=args.delay, loss_pct=args.loss, log=log, keep_workdir=args.keep
+        )
     except KeyboardInterrupt:
         sys.stderr.write("python -m testnet: interrupted; namespaces removed\n")
         return 130
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"python -m testnet: {exc}\n")
         return 2
     sys.stdout.write((json.dumps(result, indent=2) if args.json else format_matrix(result)) + "\n")
+    if args.keep and not args.json:
+        sys.stdout.write(f"work directory kept: {result['workdir']}\n")
     return 0 if result["ok"] else 1
 
 

@@ -90,8 +90,12 @@ def run_real(
     delay_ms: float = 0.0,
     loss_pct: float = 0.0,
     log: Callable[[str], None] = lambda text: None,
+    keep_workdir: bool = False,
 ) -> dict[str, Any]:
     """Build, run, measure, exchange messages, tear down.
+
+    The nodes' data directories and logs live in a temporary work directory
+    (``result["workdir"]``), deleted at the end unless ``keep_workdir`` (``--keep``).
 
     ``delay_ms`` / ``loss_pct``: ``tc netem`` on every router's WAN interface (and the public
     hosts' interface), skipped with a note when ``tc`` is missing.
@@ -101,34 +105,39 @@ def run_real(
     """
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="timnode-testnet-")
-    with Testbed() as bed:
-        hosts = [bed.add_public("pub1"), bed.add_public("pub2")]
-        counts: dict[str, int] = {}
-        for kind in kinds:
-            counts[kind] = counts.get(kind, 0) + 1
-            hosts.append(bed.add_nat(f"{SHORT.get(kind, kind)}{counts[kind]}", kind))
-        log(f"test bed {bed.tag}: " + ", ".join(f"{h.name} ({h.nat}, {h.ip})" for h in hosts))
-        netem = bed.netem(delay_ms, loss_pct) if (delay_ms or loss_pct) else None
-        if netem:
-            log(f"netem: {netem}")
-        nodes = _start_nodes(hosts, workdir, extra_args)
-        try:
-            ids = {h.name: str(n.info["peer_id"]) for h, n in zip(hosts, nodes, strict=True)}
-            linked_at: dict[tuple[str, str], dict[str, float]] = {}
-            docs = _wait(hosts, ids, timeout, log, linked_at)
-            log(f"links settled after {time.monotonic() - started:.1f} s")
-            delivered = exchange_messages(hosts, workdir, message_timeout, log) if exchange else None
-            health = {h.name: _healthz(h) for h in hosts}
-            result = _report(hosts, ids, docs, health, delivered, linked_at)
-            result["netem"] = netem
-        finally:
-            for node in nodes:
-                try:
-                    node.stop(timeout=5)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-    result["seconds"] = round(time.monotonic() - started, 1)
+    try:
+        with Testbed() as bed:
+            hosts = [bed.add_public("pub1"), bed.add_public("pub2")]
+            counts: dict[str, int] = {}
+            for kind in kinds:
+                counts[kind] = counts.get(kind, 0) + 1
+                hosts.append(bed.add_nat(f"{SHORT.get(kind, kind)}{counts[kind]}", kind))
+            log(f"test bed {bed.tag}: " + ", ".join(f"{h.name} ({h.nat}, {h.ip})" for h in hosts))
+            netem = bed.netem(delay_ms, loss_pct) if (delay_ms or loss_pct) else None
+            if netem:
+                log(f"netem: {netem}")
+            nodes = _start_nodes(hosts, workdir, extra_args)
+            try:
+                ids = {h.name: str(n.info["peer_id"]) for h, n in zip(hosts, nodes, strict=True)}
+                linked_at: dict[tuple[str, str], dict[str, float]] = {}
+                docs = _wait(hosts, ids, timeout, log, linked_at)
+                log(f"links settled after {time.monotonic() - started:.1f} s")
+                delivered = exchange_messages(hosts, workdir, message_timeout, log) if exchange else None
+                health = {h.name: _healthz(h) for h in hosts}
+                result = _report(hosts, ids, docs, health, delivered, linked_at)
+                result["netem"] = netem
+            finally:
+                for node in nodes:
+                    try:
+                        node.stop(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        node.kill()
+        result["seconds"] = round(time.monotonic() - started, 1)
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
     result["workdir"] = workdir
+    result["workdir_kept"] = keep_workdir
     return result
 
 

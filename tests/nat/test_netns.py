@@ -12,6 +12,7 @@ inside the namespaces this test creates; they are removed at the end, also on fa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from typing import Any
 
@@ -47,6 +48,11 @@ def _pair(result: Any, a: str, b: str) -> dict[str, Any]:
         if {p["node_a"], p["node_b"]} == {a, b}:
             return dict(p)
     raise AssertionError(f"no pair {a} {b}")
+
+
+def test_work_directory_is_deleted(result: Any) -> None:
+    assert result["workdir_kept"] is False
+    assert not os.path.exists(result["workdir"]), result["workdir"]
 
 
 def test_reachability_and_mapping(result: Any) -> None:

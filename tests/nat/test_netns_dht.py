@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -62,10 +61,10 @@ def _until(check: Any, timeout: float, step: float = 0.5) -> Any:
 
 
 @pytest.fixture(scope="module")
-def net() -> Any:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if REASON:
         pytest.skip(REASON)
-    workdir = tempfile.mkdtemp(prefix="timnode-nat-dht-")
+    workdir = str(tmp_path_factory.mktemp("nat-dht"))  # pytest keeps only its last few runs' temp dirs
     with Testbed() as bed:
         pub1, pub2 = bed.add_public("pub1"), bed.add_public("pub2")
         a, b = bed.add_nat("a", "port-restricted"), bed.add_nat("b", "port-restricted")
