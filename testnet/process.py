@@ -16,9 +16,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["NodeProcess", "NodeStartError"]
+__all__ = ["NodeProcess", "NodeStartError", "stop_all"]
 
 
 class NodeStartError(RuntimeError):
@@ -124,3 +124,12 @@ class NodeProcess:
                 self.stop()
             except subprocess.TimeoutExpired:
                 pass
+
+
+def stop_all(nodes: Iterable[NodeProcess], timeout: float = 5.0) -> None:
+    """Stop every node (Ctrl-C, then SIGKILL after ``timeout``), each whatever the others did."""
+    for node in nodes:
+        try:
+            node.stop(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass  # stop() killed it

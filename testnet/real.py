@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from testnet.netns import Host, Testbed
-from testnet.process import NodeProcess
+from testnet.process import NodeProcess, stop_all
 
 __all__ = ["KIND", "expected_transport", "format_matrix", "link_class", "run_real"]
 
@@ -127,11 +127,7 @@ def run_real(
                 result = _report(hosts, ids, docs, health, delivered, linked_at)
                 result["netem"] = netem
             finally:
-                for node in nodes:
-                    try:
-                        node.stop(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        node.kill()
+                stop_all(nodes)
         result["seconds"] = round(time.monotonic() - started, 1)
     finally:
         if not keep_workdir:

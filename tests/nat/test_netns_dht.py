@@ -18,7 +18,6 @@ to ``rtc`` (two port-restricted cones). ``/healthz``: pub1/pub2 in DHT server mo
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import pytest
 
 from testnet.netns import Host, Testbed, available
-from testnet.process import NodeProcess
+from testnet.process import NodeProcess, stop_all
 from testnet.real import PORT, exchange_messages
 
 pytestmark = pytest.mark.slow
@@ -85,11 +84,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Any:
             ids = {h.name: str(n.info["peer_id"]) for (h, _), n in zip(plan, nodes, strict=True)}
             yield {"bed": bed, "hosts": {h.name: h for h, _ in plan}, "ids": ids, "nodes": nodes, "workdir": workdir}
         finally:
-            for node in nodes:
-                try:
-                    node.stop(timeout=5)
-                except subprocess.TimeoutExpired:
-                    node.kill()
+            stop_all(nodes)
 
 
 def test_dht_mode_follows_reachability(net: Any) -> None:
