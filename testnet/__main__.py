@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the network to settle")
     parser.add_argument("--json", action="store_true", help="print the JSON result")
     parser.add_argument("--cleanup", action="store_true", help="delete leftover tnat-* namespaces and exit")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the work directory (node data dirs and logs); printed as workdir")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (node data dirs and logs)")
     parser.add_argument("--delay", type=float, default=0.0, metavar="MS", help="netem delay on the WAN side (ms)")
     parser.add_argument("--loss", type=float, default=0.0, metavar="PCT", help="netem loss on the WAN side (%%)")
     parser.add_argument("--sim", action="store_true", help="the same scenario in-process on modelled NATs (no root)")
