@@ -31,6 +31,15 @@ Two problems it solves, both measured under the chat benchmark's load:
   copies a hot page (an inbox's last page) once however often it changed, so against every
   4,000 rows the writer spends ~5 us less per send (interleaved replays of groups of 20
   and 320 sends), and the writer's part comes a quarter as often.
+* **Who gets the CPU.** In the chat benchmark at half the node's rate, with the latency of
+  every send timed against the writer's commits, the slow sends came every ~0.5 s, at each
+  checkpoint: the copy thread took CPU from the node and the writer (3 busy processes on 2
+  cores), and the writer's part stalled commits for ~10 ms. So a copy runs under
+  ``SCHED_IDLE`` (``sched(7)``: it gets a core only when nothing else wants it) until it
+  falls behind (``BEHIND_ROWS``), and the writer's part is skipped when the copy reached
+  the WAL's end in a gap between commits and the WAL already started over (``wal_sequence``;
+  in ~40 % of checkpoints it otherwise copied and synced the new WAL's first frames for
+  nothing). A writer busy without gaps still needs its part.
 """
 
 from __future__ import annotations
@@ -40,12 +49,17 @@ import os
 import sqlite3
 import threading
 
-__all__ = ["CHECKPOINT_ROWS", "WalUpkeep", "passive_checkpoint"]
+__all__ = ["BEHIND_ROWS", "CHECKPOINT_ROWS", "WalUpkeep", "passive_checkpoint", "wal_sequence"]
 
 log = logging.getLogger("store.sqlite")
 
 #: rows committed between two checkpoints (~4,000 sends of the IM layer: 45-90 MB of WAL)
 CHECKPOINT_ROWS = 16_000
+#: a copy runs under ``SCHED_IDLE``, yielding the CPU to the commit path, until this many
+#: times ``CHECKPOINT_ROWS`` rows have been committed since it began: then it falls behind
+#: the writer and runs at normal priority, as does every later copy where the system
+#: refused (leaving ``SCHED_IDLE`` takes root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``)
+BEHIND_ROWS = 1.0
 #: least time between two write-back rounds (while commits come)
 WRITE_BACK_PAUSE = 0.005
 #: copy rounds per checkpoint: they stop once a round found fewer than ``_SHORT_ROUND`` new
@@ -65,6 +79,34 @@ def passive_checkpoint(conn: sqlite3.Connection) -> int | None:
     return int(row[2])
 
 
+def wal_sequence(path: str) -> int | None:
+    """The WAL header's checkpoint sequence number, which SQLite increments each time the
+    WAL starts over (https://sqlite.org/fileformat2.html, section 4.1); None without a WAL.
+    Reading the WAL file through a descriptor of its own is safe: SQLite locks only the
+    database and ``-shm`` files."""
+    try:
+        fd = os.open(path + "-wal", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        header = os.pread(fd, 4, 12)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int.from_bytes(header, "big") if len(header) == 4 else None
+
+
+def _set_policy(policy: int, thread_id: int = 0) -> bool:
+    """Schedule a thread of this process (0: the calling one) under ``policy``
+    (``sched_setscheduler(2)``); False where the system refuses or has no such call."""
+    try:
+        os.sched_setscheduler(thread_id, policy, os.sched_param(0))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 class _Copier:
     """PASSIVE checkpoints on a connection of its own, one at a time, in a thread; with
     ``sync_database``, then an ``fdatasync`` of the database file (see ``WalUpkeep``)."""
@@ -76,6 +118,8 @@ class _Copier:
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
         self._database_fd = -1
+        self._idle = hasattr(os, "SCHED_IDLE")  # copies start under SCHED_IDLE
+        self._hurried = False  # the running copy was raised to normal priority
 
     @property
     def running(self) -> bool:
@@ -89,10 +133,26 @@ class _Copier:
         return False
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._copy, name="sqlite-checkpoint", daemon=True)
+        placed = threading.Event()
+        self._thread = threading.Thread(target=self._copy, args=(placed,), name="sqlite-checkpoint", daemon=True)
         self._thread.start()
+        self._hurried = False
+        if self._idle and self._thread.native_id is not None:
+            _set_policy(getattr(os, "SCHED_IDLE", -1), self._thread.native_id)
+        placed.set()  # the copy starts under its policy
 
-    def _copy(self) -> None:
+    def hurry(self) -> None:
+        """The running copy fell behind: normal priority for it, or, where the system refuses,
+        for every later copy."""
+        thread = self._thread
+        if not self._idle or self._hurried or thread is None or thread.native_id is None:
+            return
+        self._hurried = True
+        if not _set_policy(os.SCHED_OTHER, thread.native_id):
+            self._idle = False
+
+    def _copy(self, placed: threading.Event) -> None:
+        placed.wait()
         try:
             if self._conn is None:
                 self._conn = sqlite3.connect(
@@ -223,6 +283,8 @@ class WalUpkeep:
     ) -> None:
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are ours from here on
         self._every = every
+        self._path = path
+        self._sequence: int | None = None  # the WAL's checkpoint sequence when the copy began
         self._rows = 0
         self._copier = _Copier(path, busy_timeout, sync_database)
         self._write_back = _WriteBack(path, pause)
@@ -233,10 +295,15 @@ class WalUpkeep:
         self._rows += rows
         self._write_back.wake()
         if self._copier.take_finished():
-            passive_checkpoint(conn)
-        elif self._rows >= self._every and not self._copier.running:
-            self._rows = 0
-            self._copier.start()
+            if wal_sequence(self._path) == self._sequence:
+                passive_checkpoint(conn)  # else a gap between commits let the WAL start over already
+        elif not self._copier.running:
+            if self._rows >= self._every:
+                self._rows = 0
+                self._sequence = wal_sequence(self._path)
+                self._copier.start()
+        elif self._rows >= BEHIND_ROWS * self._every:
+            self._copier.hurry()
 
     def stop(self) -> None:
         """Wait for a running copy and stop the threads (blocks: call from a thread in async code)."""

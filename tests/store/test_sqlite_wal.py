@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from store import Put, SqliteStore
+from store import Put, SqliteStore, sqlite_wal
 from store.sqlite_commit import connect_writer, migrate
 from store.sqlite_wal import CHECKPOINT_ROWS, WalUpkeep
 
@@ -170,3 +171,120 @@ def test_write_back_syncs_the_wal_after_commits_and_never_while_idle(
         upkeep.close(conn)
         conn.close()
     assert conn_rows(path) == 40
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["allowed", "refused"])
+def test_the_copy_yields_the_cpu_until_it_falls_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: bool
+) -> None:
+    """A checkpoint's copy runs under ``SCHED_IDLE`` (the commit path gets the CPU first)
+    until ``BEHIND_ROWS`` times ``every`` rows were committed meanwhile: then it is raised to
+    normal priority; where the system refuses that, every later copy runs at normal priority."""
+    calls: list[tuple[threading.Thread, int]] = []
+    real_checkpoint, real_set_policy = sqlite_wal.passive_checkpoint, sqlite_wal._set_policy
+
+    slow = False
+
+    def recording_checkpoint(conn: sqlite3.Connection) -> int | None:
+        thread = threading.current_thread()
+        first = all(seen is not thread for seen, _ in calls)
+        calls.append((thread, os.sched_getscheduler(0)))
+        if slow and first and thread is not threading.main_thread():
+            time.sleep(0.05)  # the writer commits meanwhile: this copy falls behind
+        return real_checkpoint(conn)
+
+    def set_policy(policy: int, thread_id: int = 0) -> bool:
+        if refused and policy == os.SCHED_OTHER:
+            return False  # as for a user without CAP_SYS_NICE or RLIMIT_NICE
+        return real_set_policy(policy, thread_id)
+
+    monkeypatch.setattr(sqlite_wal, "passive_checkpoint", recording_checkpoint)
+    monkeypatch.setattr(sqlite_wal, "_set_policy", set_policy)
+    if os.geteuid() != 0 and not refused:
+        pytest.skip("leaving SCHED_IDLE takes root, CAP_SYS_NICE or RLIMIT_NICE; the refused case runs")
+    path = tmp_path / "idle-copy.db"
+    conn = connect_writer(str(path), 5.0)
+    migrate(conn)
+    upkeep = WalUpkeep(conn, str(path), 5.0, every=400, sync_database=True)
+    row = 0
+
+    def copies(count: int, rows: int) -> list[list[int]]:
+        """Commit ``rows`` rows at a time until ``count`` copies ended: each one's policies."""
+        nonlocal row
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            seen: dict[threading.Thread, list[int]] = {}
+            for thread, policy in list(calls):
+                if thread is not threading.main_thread():
+                    seen.setdefault(thread, []).append(policy)
+            ended = [policies for thread, policies in seen.items() if not thread.is_alive()]
+            if len(ended) >= count:
+                return ended
+            conn.executemany(
+                "INSERT INTO records (key, value) VALUES (?, ?)", [(b"k%09d" % (row + i), VALUE) for i in range(rows)]
+            )
+            row += rows
+            upkeep.note(conn, rows)
+            time.sleep(0.005)
+        raise AssertionError(f"fewer than {count} copies ended: {calls}")
+
+    try:
+        for policies in copies(2, 50):
+            assert set(policies) == {os.SCHED_IDLE}, policies
+        calls.clear()
+        monkeypatch.setattr(sqlite_wal, "BEHIND_ROWS", 0.0)  # every copy is now behind
+        slow = True
+        ended = copies(3, 50)
+        if refused:
+            assert set(ended[-1]) == {os.SCHED_OTHER}, ended  # a later copy never went idle
+        else:
+            assert all(policies[-1] == os.SCHED_OTHER for policies in ended), ended
+    finally:
+        upkeep.close(conn)
+        conn.close()
+        upkeep.release()
+    assert conn_rows(path) == row
+
+
+@pytest.mark.parametrize("copied", [True, False], ids=["copy-reached-the-end", "copy-left-frames"])
+def test_the_writer_finishes_a_copy_only_if_the_wal_did_not_start_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: bool
+) -> None:
+    """When a copy reached the WAL's end in a gap between commits, the next transaction
+    started the WAL over and the writer's connection has nothing to finish (it used to copy
+    the new WAL's first frames, with two syncs, for nothing); otherwise it copies what the
+    copy left, between two commits, so that the transaction after starts the WAL over."""
+    writer_parts = 0
+    real_checkpoint = sqlite_wal.passive_checkpoint
+
+    def checkpoint(conn: sqlite3.Connection) -> int | None:
+        nonlocal writer_parts
+        if threading.current_thread() is threading.main_thread():
+            writer_parts += 1
+        elif not copied:
+            return 0  # a copy that copied nothing (as if a reader had held it back)
+        return real_checkpoint(conn)
+
+    monkeypatch.setattr(sqlite_wal, "passive_checkpoint", checkpoint)
+    path = tmp_path / "end.db"
+    conn = connect_writer(str(path), 5.0)
+    migrate(conn)
+    upkeep = WalUpkeep(conn, str(path), 5.0, every=100, sync_database=True)
+    try:
+        conn.executemany("INSERT INTO records (key, value) VALUES (?, ?)", [(b"a%03d" % i, VALUE) for i in range(100)])
+        upkeep.note(conn, 100)  # a copy starts; nothing is committed while it runs
+        deadline = time.monotonic() + 10
+        while upkeep._copier.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        restarts = wal_restarts(path)
+        conn.execute("INSERT INTO records (key, value) VALUES (?, ?)", (b"b", VALUE))
+        assert wal_restarts(path) == restarts + copied  # a fully copied WAL starts over
+        upkeep.note(conn, 1)
+        assert writer_parts == (0 if copied else 1)
+        conn.execute("INSERT INTO records (key, value) VALUES (?, ?)", (b"c", VALUE))
+        assert wal_restarts(path) == restarts + 1
+    finally:
+        upkeep.close(conn)
+        conn.close()
+        upkeep.release()
+    assert conn_rows(path) == 102
