@@ -39,7 +39,12 @@ Two problems it solves, both measured under the chat benchmark's load:
   falls behind (``BEHIND_ROWS``), and the writer's part is skipped when the copy reached
   the WAL's end in a gap between commits and the WAL already started over (``wal_sequence``;
   in ~40 % of checkpoints it otherwise copied and synced the new WAL's first frames for
-  nothing). A writer busy without gaps still needs its part.
+  nothing). A writer busy without gaps still needs its part. The copy thread takes the GIL
+  between its checkpoint calls, a few microseconds each: if it is preempted there, the
+  writer waits until a core is free for it. Measured in the writer process over a 7 s
+  paced window (~10,000 sends/s): commits spent 115-123 ms of 3.7-3.9 s neither running
+  nor waiting for a core (GIL waits and the writer's part's syncs), against 76 ms of 3.3 s
+  in one run before this change (8,000 sends/s).
 """
 
 from __future__ import annotations
