@@ -34,17 +34,20 @@ Two problems it solves, both measured under the chat benchmark's load:
 * **Who gets the CPU.** In the chat benchmark at half the node's rate, with the latency of
   every send timed against the writer's commits, the slow sends came every ~0.5 s, at each
   checkpoint: the copy thread took CPU from the node and the writer (3 busy processes on 2
-  cores), and the writer's part stalled commits for ~10 ms. So a copy runs under
-  ``SCHED_IDLE`` (``sched(7)``: it gets a core only when nothing else wants it) until it
-  falls behind (``BEHIND_ROWS``), and the writer's part is skipped when the copy reached
-  the WAL's end in a gap between commits and the WAL already started over (``wal_sequence``;
-  in ~40 % of checkpoints it otherwise copied and synced the new WAL's first frames for
-  nothing). A writer busy without gaps still needs its part. The copy thread takes the GIL
-  between its checkpoint calls, a few microseconds each: if it is preempted there, the
-  writer waits until a core is free for it. Measured in the writer process over a 7 s
-  paced window (~10,000 sends/s): commits spent 115-123 ms of 3.7-3.9 s neither running
-  nor waiting for a core (GIL waits and the writer's part's syncs), against 76 ms of 3.3 s
-  in one run before this change (8,000 sends/s).
+  cores), and the writer's part stalled commits for ~10 ms. So a copy runs at nice
+  ``COPY_NICE`` (``setpriority(2)``: on Linux the nice value is per thread; the scheduler
+  weighs a nice-10 thread ~1/10 of a nice-0 one) until it falls behind (``BEHIND_ROWS``),
+  and the writer's part is skipped when the copy reached the WAL's end in a gap between
+  commits and the WAL already started over (``wal_sequence``; in ~40 % of checkpoints it
+  otherwise copied and synced the new WAL's first frames for nothing). A writer busy
+  without gaps still needs its part.
+* **Why not ``SCHED_IDLE``.** The copy thread takes the GIL between its checkpoint calls,
+  a few microseconds each, and when it is preempted there the writer waits for it: a
+  priority inversion. Under ``SCHED_IDLE`` (weight 3 against 1024), with three CPU hogs
+  beside a saturated writer process, single writes stalled for up to 72, 762 and 945 ms
+  (three runs); at nice 10 for up to 14-31 ms, as without a lower priority (12-46 ms),
+  and at nice 19 once for 191 ms. In the chat benchmark nice 10 and ``SCHED_IDLE`` gave
+  the same paced p99s within the noise.
 """
 
 from __future__ import annotations
@@ -52,18 +55,21 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 import threading
 
-__all__ = ["BEHIND_ROWS", "CHECKPOINT_ROWS", "WalUpkeep", "passive_checkpoint", "wal_sequence"]
+__all__ = ["BEHIND_ROWS", "CHECKPOINT_ROWS", "COPY_NICE", "WalUpkeep", "passive_checkpoint", "wal_sequence"]
 
 log = logging.getLogger("store.sqlite")
 
 #: rows committed between two checkpoints (~4,000 sends of the IM layer: 45-90 MB of WAL)
 CHECKPOINT_ROWS = 16_000
-#: a copy runs under ``SCHED_IDLE``, yielding the CPU to the commit path, until this many
-#: times ``CHECKPOINT_ROWS`` rows have been committed since it began: then it falls behind
-#: the writer and runs at normal priority, as does every later copy where the system
-#: refused (leaving ``SCHED_IDLE`` takes root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``)
+#: a copy's thread runs at this nice value, yielding the CPU to the commit path and the
+#: node's loop (see "Why not SCHED_IDLE" above)
+COPY_NICE = 10
+#: ... until this many times ``CHECKPOINT_ROWS`` rows have been committed since it began:
+#: then it falls behind the writer and runs at nice 0, as does every later copy where the
+#: system refused (lowering a nice value takes root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``)
 BEHIND_ROWS = 1.0
 #: least time between two write-back rounds (while commits come)
 WRITE_BACK_PAUSE = 0.005
@@ -102,12 +108,12 @@ def wal_sequence(path: str) -> int | None:
     return int.from_bytes(header, "big") if len(header) == 4 else None
 
 
-def _set_policy(policy: int, thread_id: int = 0) -> bool:
-    """Schedule a thread of this process (0: the calling one) under ``policy``
-    (``sched_setscheduler(2)``); False where the system refuses or has no such call."""
+def _set_nice(thread_id: int, nice: int) -> bool:
+    """Set a thread's nice value (``setpriority(2)`` with a thread id: per thread on Linux);
+    False where the system refuses."""
     try:
-        os.sched_setscheduler(thread_id, policy, os.sched_param(0))
-    except (AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread_id, nice)
+    except OSError:
         return False
     return True
 
@@ -123,8 +129,8 @@ class _Copier:
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
         self._database_fd = -1
-        self._idle = hasattr(os, "SCHED_IDLE")  # copies start under SCHED_IDLE
-        self._hurried = False  # the running copy was raised to normal priority
+        self._niced = sys.platform == "linux"  # copies start at COPY_NICE (per-thread nice)
+        self._hurried = False  # the running copy was raised to nice 0
 
     @property
     def running(self) -> bool:
@@ -142,19 +148,19 @@ class _Copier:
         self._thread = threading.Thread(target=self._copy, args=(placed,), name="sqlite-checkpoint", daemon=True)
         self._thread.start()
         self._hurried = False
-        if self._idle and self._thread.native_id is not None:
-            _set_policy(getattr(os, "SCHED_IDLE", -1), self._thread.native_id)
-        placed.set()  # the copy starts under its policy
+        if self._niced and self._thread.native_id is not None:
+            _set_nice(self._thread.native_id, COPY_NICE)
+        placed.set()  # the copy starts at its priority
 
     def hurry(self) -> None:
-        """The running copy fell behind: normal priority for it, or, where the system refuses,
-        for every later copy."""
+        """The running copy fell behind: nice 0 for it, or, where the system refuses, for
+        every later copy."""
         thread = self._thread
-        if not self._idle or self._hurried or thread is None or thread.native_id is None:
+        if not self._niced or self._hurried or thread is None or thread.native_id is None:
             return
         self._hurried = True
-        if not _set_policy(os.SCHED_OTHER, thread.native_id):
-            self._idle = False
+        if not _set_nice(thread.native_id, 0):
+            self._niced = False
 
     def _copy(self, placed: threading.Event) -> None:
         placed.wait()

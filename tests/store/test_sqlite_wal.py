@@ -177,47 +177,47 @@ def test_write_back_syncs_the_wal_after_commits_and_never_while_idle(
 def test_the_copy_yields_the_cpu_until_it_falls_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: bool
 ) -> None:
-    """A checkpoint's copy runs under ``SCHED_IDLE`` (the commit path gets the CPU first)
+    """A checkpoint's copy runs at nice ``COPY_NICE`` (the commit path gets the CPU first)
     until ``BEHIND_ROWS`` times ``every`` rows were committed meanwhile: then it is raised to
-    normal priority; where the system refuses that, every later copy runs at normal priority."""
+    nice 0; where the system refuses that, every later copy runs at nice 0."""
     calls: list[tuple[threading.Thread, int]] = []
-    real_checkpoint, real_set_policy = sqlite_wal.passive_checkpoint, sqlite_wal._set_policy
-
+    real_checkpoint, real_set_nice = sqlite_wal.passive_checkpoint, sqlite_wal._set_nice
     slow = False
 
     def recording_checkpoint(conn: sqlite3.Connection) -> int | None:
         thread = threading.current_thread()
         first = all(seen is not thread for seen, _ in calls)
-        calls.append((thread, os.sched_getscheduler(0)))
+        calls.append((thread, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
         if slow and first and thread is not threading.main_thread():
             time.sleep(0.05)  # the writer commits meanwhile: this copy falls behind
         return real_checkpoint(conn)
 
-    def set_policy(policy: int, thread_id: int = 0) -> bool:
-        if refused and policy == os.SCHED_OTHER:
+    def set_nice(thread_id: int, nice: int) -> bool:
+        if refused and nice < sqlite_wal.COPY_NICE:
             return False  # as for a user without CAP_SYS_NICE or RLIMIT_NICE
-        return real_set_policy(policy, thread_id)
+        return real_set_nice(thread_id, nice)
 
     monkeypatch.setattr(sqlite_wal, "passive_checkpoint", recording_checkpoint)
-    monkeypatch.setattr(sqlite_wal, "_set_policy", set_policy)
+    monkeypatch.setattr(sqlite_wal, "_set_nice", set_nice)
     if os.geteuid() != 0 and not refused:
-        pytest.skip("leaving SCHED_IDLE takes root, CAP_SYS_NICE or RLIMIT_NICE; the refused case runs")
-    path = tmp_path / "idle-copy.db"
+        pytest.skip("lowering a nice value takes root, CAP_SYS_NICE or RLIMIT_NICE; the refused case runs")
+    path = tmp_path / "nice-copy.db"
     conn = connect_writer(str(path), 5.0)
     migrate(conn)
     upkeep = WalUpkeep(conn, str(path), 5.0, every=400, sync_database=True)
     row = 0
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def copies(count: int, rows: int) -> list[list[int]]:
-        """Commit ``rows`` rows at a time until ``count`` copies ended: each one's policies."""
+        """Commit ``rows`` rows at a time until ``count`` copies ended: each one's nice values."""
         nonlocal row
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             seen: dict[threading.Thread, list[int]] = {}
-            for thread, policy in list(calls):
+            for thread, nice in list(calls):
                 if thread is not threading.main_thread():
-                    seen.setdefault(thread, []).append(policy)
-            ended = [policies for thread, policies in seen.items() if not thread.is_alive()]
+                    seen.setdefault(thread, []).append(nice)
+            ended = [nices for thread, nices in seen.items() if not thread.is_alive()]
             if len(ended) >= count:
                 return ended
             conn.executemany(
@@ -229,16 +229,16 @@ def test_the_copy_yields_the_cpu_until_it_falls_behind(
         raise AssertionError(f"fewer than {count} copies ended: {calls}")
 
     try:
-        for policies in copies(2, 50):
-            assert set(policies) == {os.SCHED_IDLE}, policies
+        for nices in copies(2, 50):
+            assert set(nices) == {sqlite_wal.COPY_NICE}, nices
         calls.clear()
         monkeypatch.setattr(sqlite_wal, "BEHIND_ROWS", 0.0)  # every copy is now behind
         slow = True
         ended = copies(3, 50)
         if refused:
-            assert set(ended[-1]) == {os.SCHED_OTHER}, ended  # a later copy never went idle
+            assert set(ended[-1]) == {base}, ended  # a later copy was never niced
         else:
-            assert all(policies[-1] == os.SCHED_OTHER for policies in ended), ended
+            assert all(nices[-1] == 0 for nices in ended), ended
     finally:
         upkeep.close(conn)
         conn.close()
