@@ -34,9 +34,9 @@ Two problems it solves, both measured under the chat benchmark's load:
 * **Who gets the CPU.** In the chat benchmark at half the node's rate, with the latency of
   every send timed against the writer's commits, the slow sends came every ~0.5 s, at each
   checkpoint: the copy thread took CPU from the node and the writer (3 busy processes on 2
-  cores), and the writer's part stalled commits for ~10 ms. So a copy runs at nice
-  ``COPY_NICE`` (``setpriority(2)``: on Linux the nice value is per thread; the scheduler
-  weighs a nice-10 thread ~1/10 of a nice-0 one) until it falls behind (``BEHIND_ROWS``),
+  cores), and the writer's part stalled commits for ~10 ms. So a copy runs ``COPY_NICE``
+  nicer than the writer (``setpriority(2)``: on Linux the nice value is per thread; the
+  scheduler weighs a thread 10 nicer ~1/10 as much) until it falls behind (``BEHIND_ROWS``),
   and the writer's part is skipped when the copy reached the WAL's end in a gap between
   commits and the WAL already started over (``wal_sequence``; in ~40 % of checkpoints it
   otherwise copied and synced the new WAL's first frames for nothing). A writer busy
@@ -64,12 +64,13 @@ log = logging.getLogger("store.sqlite")
 
 #: rows committed between two checkpoints (~4,000 sends of the IM layer: 45-90 MB of WAL)
 CHECKPOINT_ROWS = 16_000
-#: a copy's thread runs at this nice value, yielding the CPU to the commit path and the
-#: node's loop (see "Why not SCHED_IDLE" above)
+#: a copy's thread runs this much nicer than the thread that starts it (at most 19),
+#: yielding the CPU to the commit path and the node's loop (see "Why not SCHED_IDLE" above)
 COPY_NICE = 10
 #: ... until this many times ``CHECKPOINT_ROWS`` rows have been committed since it began:
-#: then it falls behind the writer and runs at nice 0, as does every later copy where the
-#: system refused (lowering a nice value takes root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``)
+#: then it falls behind the writer and is set back to the writer's nice value, as is every
+#: later copy where the system refused (lowering a nice value takes root, ``CAP_SYS_NICE``
+#: or ``RLIMIT_NICE``)
 BEHIND_ROWS = 1.0
 #: least time between two write-back rounds (while commits come)
 WRITE_BACK_PAUSE = 0.005
@@ -130,7 +131,8 @@ class _Copier:
         self._thread: threading.Thread | None = None
         self._database_fd = -1
         self._niced = sys.platform == "linux"  # copies start at COPY_NICE (per-thread nice)
-        self._hurried = False  # the running copy was raised to nice 0
+        self._hurried = False  # the running copy was set back to the writer's nice value
+        self._base_nice = 0  # the nice value of the thread that started the copy
 
     @property
     def running(self) -> bool:
@@ -149,17 +151,18 @@ class _Copier:
         self._thread.start()
         self._hurried = False
         if self._niced and self._thread.native_id is not None:
-            _set_nice(self._thread.native_id, COPY_NICE)
+            self._base_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            _set_nice(self._thread.native_id, min(19, self._base_nice + COPY_NICE))
         placed.set()  # the copy starts at its priority
 
     def hurry(self) -> None:
-        """The running copy fell behind: nice 0 for it, or, where the system refuses, for
-        every later copy."""
+        """The running copy fell behind: the writer's nice value for it, or, where the system
+        refuses, for every later copy."""
         thread = self._thread
         if not self._niced or self._hurried or thread is None or thread.native_id is None:
             return
         self._hurried = True
-        if not _set_nice(thread.native_id, 0):
+        if not _set_nice(thread.native_id, self._base_nice):
             self._niced = False
 
     def _copy(self, placed: threading.Event) -> None:
