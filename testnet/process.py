@@ -119,11 +119,7 @@ class NodeProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.stop()
-            except subprocess.TimeoutExpired:
-                pass
+        stop_all([self], timeout=10.0)
 
 
 def stop_all(nodes: Iterable[NodeProcess], timeout: float = 5.0) -> None:

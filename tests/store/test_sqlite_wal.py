@@ -5,7 +5,6 @@ and every acknowledged write is still there after the store is reopened."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import threading
@@ -29,13 +28,9 @@ def wal_bytes(path: Path) -> int:
 
 
 def wal_restarts(path: Path) -> int:
-    """The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts
-    over (https://sqlite.org/fileformat2.html, section 4.1, "WAL File Format")."""
-    with contextlib.suppress(FileNotFoundError), open(f"{path}-wal", "rb") as wal:
-        header = wal.read(16)
-        if len(header) == 16:
-            return int.from_bytes(header[12:16], "big")
-    return 0
+    """The WAL header's checkpoint sequence number (``sqlite_wal.wal_sequence``; 0 without a
+    WAL): SQLite adds one each time the WAL starts over."""
+    return sqlite_wal.wal_sequence(str(path)) or 0
 
 
 async def write_steadily(store: SqliteStore, path: Path) -> tuple[int, int, int]:
