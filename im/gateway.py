@@ -191,7 +191,7 @@ class ClientConnection:
         timer = asyncio.get_running_loop().call_later(self.gateway.options.auth_timeout, self._auth_timeout)
         try:
             if isinstance(self.ws, PortConnection):  # frames arrive from data_received, no reader task
-                self.ws.message_sink = self._receive_safely
+                self.ws.attach_sink(self._receive_safely)
                 await self.ws.wait_closed()
             else:
                 async for data in self.ws:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from im import client_pb2 as pb
-from im.accounts import Accounts, validate_user
+from im.accounts import Accounts, validate_password, validate_user
 from im.errors import ImError
 from im.features import FeatureOptions, Features
 from im.limits import LoginThrottle
@@ -176,15 +176,29 @@ class ImService:
         req = frame.login
         self._require_anonymous(conn)
         validate_user(req.user)
-        wait = self.throttle.retry_after(conn.address, req.user, self._now())
-        if wait > 0:
-            raise ImError(pb.AUTH_FAILED, "too many failed logins; retry later", retry_after=wait)
-        self.throttle.attempt(conn.address, req.user, self._now())
-        if not await self.accounts.check_password(req.user, req.password):
-            wait = self.throttle.retry_after(conn.address, req.user, self._now())
-            raise ImError(pb.AUTH_FAILED, "wrong user name or password", retry_after=wait)
-        self.throttle.succeeded(conn.address, req.user)
+        await self._throttled(conn.address, req.user, lambda: self._check_login(req.user, req.password))
         return await self._open_session(conn, req.user, req.device)
+
+    async def _check_login(self, user: str, password: str) -> None:
+        if not await self.accounts.check_password(user, password):
+            raise ImError(pb.AUTH_FAILED, "wrong user name or password")
+
+    async def _throttled(self, address: str, user: str, check: Callable[[], Awaitable[None]]) -> None:
+        """Run a password ``check`` (raising ``AUTH_FAILED`` when wrong) under the login
+        throttle: refused while the (address, user) pair or the user waits out failures, and
+        a failure's answer says how long to wait. Login and change of password share it, so
+        a session (perhaps from a stolen token) cannot guess faster than a login."""
+        wait = self.throttle.retry_after(address, user, self._now())
+        if wait > 0:
+            raise ImError(pb.AUTH_FAILED, "too many wrong passwords; retry later", retry_after=wait)
+        self.throttle.attempt(address, user, self._now())
+        try:
+            await check()
+        except ImError as exc:
+            if exc.code == pb.AUTH_FAILED:
+                exc.retry_after = self.throttle.retry_after(address, user, self._now())
+            raise
+        self.throttle.succeeded(address, user)
 
     async def _resume(self, conn: Connection, frame: pb.ClientFrame) -> pb.ServerFrame:
         self._require_anonymous(conn)
@@ -271,7 +285,11 @@ class ImService:
         session = conn.session
         assert session is not None
         req = frame.change_password
-        await self.features.profiles.change_password(session, req.old_password, req.new_password)
+        validate_password(req.new_password)  # a bad new password is no guess of the old one
+        profiles = self.features.profiles
+        await self._throttled(
+            conn.address, session.user, lambda: profiles.change_password(session, req.old_password, req.new_password)
+        )
         await self.accounts.revoke_token(session.token)
         token, expires = await self.accounts.issue_token(session.user, session.device)
         session.token = token

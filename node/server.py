@@ -57,6 +57,18 @@ class PortConnection(ServerConnection):
     _fragments: list[bytes] | None = None
     _fragment_text = False
 
+    def attach_sink(self, sink: Callable[[bytes | str], None]) -> None:
+        """Send data messages to ``sink`` from now on, starting with those websockets queued
+        before (frames that came in the same read as the upgrade request, or before the
+        handler started): nothing else reads that queue, and once it passed its high-water
+        mark websockets stopped reading the socket."""
+        self.message_sink = sink
+        assembler = self.recv_messages
+        queued = assembler.frames.queue
+        while queued and self.message_sink is sink:
+            self.process_event(queued.popleft())
+        assembler.maybe_resume()
+
     def process_event(self, event: Any) -> None:
         sink = self.message_sink
         if sink is None or not isinstance(event, Frame) or event.opcode not in _DATA:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -124,6 +126,72 @@ async def test_repeated_wrong_passwords_are_slowed_down(node: NodeProcess) -> No
         assert waits[0] == 0 and waits[-1] > 0
         reply = await request(ws, pb.ClientFrame(id=9, login=pb.Login(user="victim", password="victim-password")))
         assert reply.error.code == pb.AUTH_FAILED and reply.error.retry_after > 0  # not even checked
+
+
+async def test_wrong_old_passwords_are_slowed_down_like_logins(node: NodeProcess) -> None:
+    """A session (a stolen token, say) may not guess the password through change_password."""
+    async with Client(node.url, "victim2", "victim-password", register=True):
+        pass
+    async with await open_proto(node) as ws:
+        reply = await request(ws, pb.ClientFrame(id=1, login=pb.Login(user="victim2", password="victim-password")))
+        assert reply.WhichOneof("body") == "session"
+        waits = []
+        for i in range(5):
+            change = pb.ChangePassword(old_password=f"guess-{i:04d}", new_password="attacker-pw")
+            reply = await request(ws, pb.ClientFrame(id=10 + i, change_password=change))
+            assert reply.error.code == pb.AUTH_FAILED
+            waits.append(reply.error.retry_after)
+        assert waits[0] == 0 and waits[-1] > 0
+        right = pb.ChangePassword(old_password="victim-password", new_password="attacker-pw")
+        reply = await request(ws, pb.ClientFrame(id=20, change_password=right))
+        assert reply.error.code == pb.AUTH_FAILED and reply.error.retry_after > 0  # not even checked
+        too_short = pb.ChangePassword(old_password="victim-password", new_password="short")
+        assert (await request(ws, pb.ClientFrame(id=21, change_password=too_short))).error.code == pb.BAD_REQUEST
+
+
+async def test_frames_sent_with_the_upgrade_request_are_answered(node: NodeProcess) -> None:
+    """Requests in the same TCP write as the HTTP upgrade (or queued before the gateway took
+    the connection) are served, and past websockets' queue limit the socket is read again."""
+    host, port = node.url.removeprefix("ws://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    upgrade = (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: timnode.v1.proto\r\n\r\n"
+    ).encode()
+    early = [pb.ClientFrame(id=i, ping=pb.Ping()).SerializeToString() for i in range(1, 41)]
+    writer.write(upgrade + b"".join(masked_binary_frame(data) for data in early))
+    assert b" 101 " in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.write(masked_binary_frame(pb.ClientFrame(id=999, ping=pb.Ping()).SerializeToString()))
+    answered: list[int] = []
+    buffer = b""
+    while 999 not in answered:
+        buffer += await asyncio.wait_for(reader.read(65536), 10)
+        payloads, buffer = split_server_frames(buffer)
+        answered += [pb.ServerFrame.FromString(data).id for data in payloads]
+    writer.close()
+    assert sorted(answered) == [*range(1, 41), 999]
+
+
+def masked_binary_frame(payload: bytes) -> bytes:
+    """A client's binary frame (RFC 6455 section 5.2), payload under 126 bytes."""
+    key = os.urandom(4)
+    return bytes((0x82, 0x80 | len(payload))) + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def split_server_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete unmasked binary frames from the start of ``buffer``, and the rest."""
+    payloads: list[bytes] = []
+    while len(buffer) >= 2:
+        size, offset = buffer[1] & 0x7F, 2
+        if size == 126:
+            size, offset = int.from_bytes(buffer[2:4], "big"), 4
+        if len(buffer) < offset + size:
+            break
+        if buffer[0] & 0x0F == 2:
+            payloads.append(buffer[offset : offset + size])
+        buffer = buffer[offset + size :]
+    return payloads, buffer
 
 
 async def test_login_timeout_closes_idle_anonymous_connections(node_factory: Callable[..., NodeProcess]) -> None:
