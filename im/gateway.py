@@ -65,6 +65,8 @@ class GatewayOptions:
     max_connections: int
     max_conns_per_ip: int
     max_outbox: int = 10_000
+    #: bytes queued for a client that does not read (one frame, however large, always fits)
+    max_outbox_bytes: int = 16 << 20
 
 
 class Outbox:
@@ -83,10 +85,18 @@ class Outbox:
     """
 
     def __init__(
-        self, ws: ServerConnection, limit: int, sent: Counter, stream_limit: int = 64, dropped: Counter | None = None
+        self,
+        ws: ServerConnection,
+        limit: int,
+        sent: Counter,
+        stream_limit: int = 64,
+        dropped: Counter | None = None,
+        limit_bytes: int = 16 << 20,
     ) -> None:
         self.ws = ws
         self.limit = limit
+        self.limit_bytes = limit_bytes
+        self._queued_bytes = 0
         self._sent = sent
         self._queue: deque[bytes] = deque()
         self._streams: StreamQueue[bytes] = StreamQueue(stream_limit)
@@ -98,12 +108,14 @@ class Outbox:
         self._drain_task: asyncio.Future[None] | None = None
 
     def put(self, data: bytes) -> bool:
-        """Queue a frame; False when the outbox is full (the caller closes the connection)."""
+        """Queue a frame; False when the outbox is full, by frames or by bytes (the caller
+        closes the connection). A frame alone always fits: one large sync page must go."""
         if self._closing is not None:
             return True
-        if len(self._queue) >= self.limit:
+        if len(self._queue) >= self.limit or (self._queue and self._queued_bytes + len(data) > self.limit_bytes):
             return False
         self._queue.append(data)
+        self._queued_bytes += len(data)
         self._schedule()
         return True
 
@@ -122,6 +134,7 @@ class Outbox:
 
     def clear(self) -> None:
         self._queue.clear()
+        self._queued_bytes = 0
         self._streams.clear()
 
     def _schedule(self) -> None:
@@ -133,8 +146,7 @@ class Outbox:
         self._scheduled = False
         ws = self.ws
         if ws.protocol.state is not State.OPEN:
-            self._queue.clear()
-            self._streams.clear()
+            self.clear()
             return
         if ws.paused:
             self._draining = True
@@ -144,6 +156,7 @@ class Outbox:
         count = len(self._queue)
         chunks.extend(self._queue)
         self._queue.clear()
+        self._queued_bytes = 0
         if self._streams:
             streams = self._streams.take_all()
             count += len(streams)
@@ -178,9 +191,11 @@ class ClientConnection:
         now = gateway.now()
         self._bucket = TokenBucket(gateway.options.rate_limit, gateway.options.rate_burst, now)
         self._limited_streak = 0
+        options = gateway.options
         self._outbox = Outbox(
-            ws, gateway.options.max_outbox, gateway.frames_out, gateway.stream_queue, gateway.stream_dropped
-        )
+            ws, options.max_outbox, gateway.frames_out, gateway.stream_queue, gateway.stream_dropped,
+            options.max_outbox_bytes,
+        )  # fmt: skip
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._close_after: tuple[int, str] | None = None

@@ -229,9 +229,11 @@ class ImService:
         if not token:
             token, expires = await self.accounts.issue_token(user, device)
         acked = await self.messenger.load_cursor(user, device)
-        if conn.session is not None:  # raced with another login on this connection
-            raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
         await self.features.presence.load(user)
+        # From here to ``conn.session = session`` nothing awaits: a login that raced with
+        # this one on the same connection (reads that suspend, as PostgreSQL's do) is seen.
+        if conn.session is not None:
+            raise ImError(pb.ALREADY_LOGGED_IN, "this connection is already logged in")
         was_online = self.registry.device_count(user) > 0
         for old, reason in self.registry.plan_admit(user, device).kick:
             self.registry.remove(old)

@@ -194,6 +194,34 @@ def split_server_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
     return payloads, buffer
 
 
+async def test_a_client_that_does_not_read_is_closed_before_its_replies_pile_up(node: NodeProcess) -> None:
+    """The outbox is bounded by bytes too (16 MiB): 100 sync pages of ~650 KB, unread, would
+    hold ~65 MB; the connection is closed as a slow consumer (1008) instead."""
+    async with await open_proto(node) as ws:
+        await login(ws, "hoarder")
+        for i in range(40):
+            sent = await request(ws, pb.ClientFrame(id=10 + i, send=pb.Send(to="hoarder", text="x" * 16_000)))
+            assert sent.WhichOneof("body") == "sent", sent
+        await asyncio.sleep(0.2)
+        while True:  # the pushes of those sends
+            try:
+                await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                break
+        ws.transport.pause_reading()  # a client that stops reading
+        for i in range(100):
+            await ws.send(pb.ClientFrame(id=100 + i, sync=pb.Sync(after=0, limit=1000)).SerializeToString())
+        await asyncio.sleep(2)
+        ws.transport.resume_reading()
+        pages = 0
+        with pytest.raises(ConnectionClosed):
+            while True:
+                frame = pb.ServerFrame.FromString(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[arg-type]
+                pages += frame.WhichOneof("body") == "page"
+        assert ws.close_code == 1008 and pages < 100
+    await assert_node_serves(node)
+
+
 async def test_login_timeout_closes_idle_anonymous_connections(node_factory: Callable[..., NodeProcess]) -> None:
     node = node_factory("--auth-timeout", "0.5")
     async with await open_proto(node) as ws:

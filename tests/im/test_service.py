@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from im import client_pb2 as pb
+from im.errors import ImError
+from store.memory import MemoryStore
 from tests.im.harness import FakeConnection, Harness
 
 
@@ -37,6 +41,36 @@ async def test_login_on_a_connection_closed_meanwhile_opens_no_session() -> None
     err = await h.error(conn, login=pb.Login(user="alice", password="password-1", device="d9"))
     assert err.code == pb.BAD_REQUEST and conn.session is None
     assert h.registry.device_count("alice") == 1  # only the registering connection
+
+
+class _SuspendingStore(MemoryStore):
+    """Reads that give the loop a turn, as a PostgreSQL pool's do."""
+
+    async def get(self, key: bytes) -> bytes | None:
+        await asyncio.sleep(0)
+        return await super().get(key)
+
+
+async def test_two_logins_in_flight_on_one_connection_open_one_session() -> None:
+    h = await Harness.create()
+    h.store.__class__ = _SuspendingStore
+    alice, bob = await h.register("alice", "da"), await h.register("bob", "db")
+    tokens = []
+    for client in (alice, bob):  # their first connections go away
+        assert client.session is not None
+        tokens.append(client.session.token)
+        session, client.session = client.session, None
+        await h.service.end_session(session)
+    conn = FakeConnection()
+    replies = await asyncio.gather(
+        *(h.service.handle(conn, pb.ClientFrame(id=i, resume=pb.Resume(token=t))) for i, t in enumerate(tokens, 1)),
+        return_exceptions=True,
+    )
+    refused = [r for r in replies if isinstance(r, ImError)]
+    assert len(refused) == 1 and refused[0].code == pb.ALREADY_LOGGED_IN, replies
+    assert conn.session is not None
+    await h.service.end_session(conn.session)  # the connection closes: the gateway ends conn.session
+    assert h.registry.session_count() == 0
 
 
 async def test_successful_logins_do_not_accumulate_throttle_counts() -> None:

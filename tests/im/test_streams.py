@@ -120,6 +120,14 @@ async def test_outbox_drops_oldest_stream_frames_under_backpressure_and_keeps_re
     assert ws.written == [b"".join([b"reliable-1", b"reliable-2", *newest])]  # one write, reliable first
 
 
+async def test_outbox_is_bounded_by_bytes_but_one_frame_always_fits() -> None:
+    outbox = Outbox(_PausedWs(), 100, Counter(), limit_bytes=1000)  # type: ignore[arg-type]
+    assert outbox.put(b"x" * 5000)  # alone: a large sync page must go
+    assert not outbox.put(b"y")  # the client is not reading: full
+    outbox.clear()
+    assert outbox.put(b"a" * 600) and not outbox.put(b"b" * 600) and outbox.put(b"c" * 400)
+
+
 async def test_dropped_counter_is_exported() -> None:
     h = await make()
     registry = CollectorRegistry()
