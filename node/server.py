@@ -57,6 +57,19 @@ class PortConnection(ServerConnection):
     _fragments: list[bytes] | None = None
     _fragment_text = False
 
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: stop reading too, so that a
+        peer that does not read what it is sent cannot make the node queue more for it
+        (pongs to a ping flood, replies to requests) without bound: TCP pushes back."""
+        super().pause_writing()
+        if self.message_sink is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.message_sink is not None and not self.recv_messages.paused:
+            self.transport.resume_reading()
+
     def attach_sink(self, sink: Callable[[bytes | str], None]) -> None:
         """Send data messages to ``sink`` from now on, starting with those websockets queued
         before (frames that came in the same read as the upgrade request, or before the

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -154,11 +156,7 @@ async def test_frames_sent_with_the_upgrade_request_are_answered(node: NodeProce
     the connection) are served, and past websockets' queue limit the socket is read again."""
     host, port = node.url.removeprefix("ws://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
-    upgrade = (
-        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: timnode.v1.proto\r\n\r\n"
-    ).encode()
+    upgrade = upgrade_request(host, port)
     early = [pb.ClientFrame(id=i, ping=pb.Ping()).SerializeToString() for i in range(1, 41)]
     writer.write(upgrade + b"".join(masked_binary_frame(data) for data in early))
     assert b" 101 " in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -220,6 +218,45 @@ async def test_a_client_that_does_not_read_is_closed_before_its_replies_pile_up(
                 pages += frame.WhichOneof("body") == "page"
         assert ws.close_code == 1008 and pages < 100
     await assert_node_serves(node)
+
+
+async def test_a_ping_flood_from_a_client_that_does_not_read_is_pushed_back(node: NodeProcess) -> None:
+    """Pongs queue in the transport while the client does not read; once over the high-water
+    mark the node stops reading that socket, so TCP stops the flood and memory stays flat."""
+    host, port = node.url.removeprefix("ws://").rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(upgrade_request(host, port))
+    assert b" 101 " in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    before = resident_mib(node.pid)
+    key = os.urandom(4)
+    ping = bytes((0x89, 0x80 | 125)) + key + bytes(b ^ key[i % 4] for i, b in enumerate(b"p" * 125))
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        for _ in range(200):  # up to ~52 MB of pings, never reading a pong
+            writer.write(ping * 2000)
+            await asyncio.wait_for(writer.drain(), 2)
+            sent += 2000 * len(ping)
+    await asyncio.sleep(0.5)
+    grown = resident_mib(node.pid) - before
+    writer.transport.abort()
+    assert sent < 20 << 20 and grown < 20, (sent, grown)
+    await assert_node_serves(node)
+
+
+def upgrade_request(host: str, port: str) -> bytes:
+    return (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: timnode.v1.proto\r\n\r\n"
+    ).encode()
+
+
+def resident_mib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
 
 
 async def test_login_timeout_closes_idle_anonymous_connections(node_factory: Callable[..., NodeProcess]) -> None:
