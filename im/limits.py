@@ -83,6 +83,15 @@ class LoginThrottle:
             if entry.count <= 0:
                 del self._entries[("*", user)]
 
+    def withdraw(self, address: str, user: str) -> None:
+        """Take back one ``attempt()`` whose password was never checked (refused, store down)."""
+        for key in ((address, user), ("*", user)):
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.count -= 1
+                if entry.count <= 0:
+                    del self._entries[key]
+
     def attempt(self, address: str, user: str, now: float) -> None:
         """Count an attempt as failed before its password is checked, so that parallel attempts
         already in flight are throttled too; ``succeeded()`` takes the count back."""

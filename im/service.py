@@ -197,6 +197,11 @@ class ImService:
         except ImError as exc:
             if exc.code == pb.AUTH_FAILED:
                 exc.retry_after = self.throttle.retry_after(address, user, self._now())
+            else:  # not checked (KDF queue full): no failure to count
+                self.throttle.withdraw(address, user)
+            raise
+        except BaseException:
+            self.throttle.withdraw(address, user)
             raise
         self.throttle.succeeded(address, user)
 

@@ -41,6 +41,8 @@ RouteHandler = Callable[[Request], HttpReply | Awaitable[HttpReply]]
 
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+#: fragments of one message a client may send (RFC 6455 section 5.4 sets no limit)
+MAX_FRAGMENTS = 1024
 
 
 class PortConnection(ServerConnection):
@@ -90,6 +92,11 @@ class PortConnection(ServerConnection):
         if event.opcode is not Opcode.CONT:
             self._fragments, self._fragment_text = [], event.opcode is Opcode.TEXT
         if self._fragments is None:  # a continuation without a start: the protocol rejects it
+            return
+        if len(self._fragments) >= MAX_FRAGMENTS:  # empty pieces would grow the list for free
+            self._fragments = None
+            self.protocol.fail(1009, f"a message in more than {MAX_FRAGMENTS} fragments")
+            self.send_data()
             return
         self._fragments.append(bytes(event.data))
         if not event.fin:

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from im import client_pb2 as pb
 from im.client import Client
+from node.server import MAX_FRAGMENTS
 from testnet.process import NodeProcess
 
 pytestmark = pytest.mark.slow
@@ -257,6 +258,27 @@ def upgrade_request(host: str, port: str) -> bytes:
 def resident_mib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+
+async def test_a_message_in_endless_fragments_is_refused(node: NodeProcess) -> None:
+    """Empty continuation frames cost the client 6 bytes each and the node a list entry: past
+    MAX_FRAGMENTS pieces of one message the connection is closed with 1009."""
+    host, port = node.url.removeprefix("ws://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(upgrade_request(host, port))
+    assert b" 101 " in await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    key = os.urandom(4)
+    start = bytes((0x02, 0x81)) + key + bytes((ord("x") ^ key[0],))  # binary, not final, 1 byte
+    empty_continuation = bytes((0x00, 0x80)) + key
+    writer.write(start + empty_continuation * (MAX_FRAGMENTS + 10))
+    received = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := await asyncio.wait_for(reader.read(4096), 10):
+            received += chunk
+    writer.close()
+    close = received[received.index(b"\x88") :]  # the server's close frame
+    assert int.from_bytes(close[2:4], "big") == 1009
+    await assert_node_serves(node)
 
 
 async def test_login_timeout_closes_idle_anonymous_connections(node_factory: Callable[..., NodeProcess]) -> None:

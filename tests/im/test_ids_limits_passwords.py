@@ -61,6 +61,20 @@ def test_login_throttle_backs_off_exponentially_and_resets() -> None:
     assert throttle._delay(("a", "u"), 3, 1.0) == 0.0
 
 
+def test_a_withdrawn_attempt_counts_no_failure() -> None:
+    """Logins refused before their password was checked (KDF queue full, store down) must not
+    lock the user out as if they had been wrong."""
+    throttle = LoginThrottle(free=1, base=1.0)
+    for _ in range(10):
+        throttle.attempt("10.0.0.1", "alice", 0.0)
+        throttle.withdraw("10.0.0.1", "alice")
+    assert throttle.retry_after("10.0.0.1", "alice", 0.0) == 0.0
+    assert throttle.retry_after("10.0.0.2", "alice", 0.0) == 0.0
+    throttle.attempt("10.0.0.1", "alice", 0.0)
+    throttle.attempt("10.0.0.1", "alice", 0.0)
+    assert throttle.retry_after("10.0.0.1", "alice", 0.0) > 0
+
+
 def test_login_throttle_memory_is_bounded() -> None:
     throttle = LoginThrottle(max_entries=10)
     for i in range(100):

@@ -101,6 +101,22 @@ async def test_operations_need_login_and_unknown_op_is_refused() -> None:
     assert (await h.call(conn, ping=pb.Ping())).pong.server_time > 0
 
 
+async def test_logins_refused_before_the_password_check_are_not_counted_as_wrong() -> None:
+    h = await Harness.create()
+    await h.register("alice")
+    check = h.accounts.check_password
+
+    async def busy(user: str, password: str) -> bool:
+        raise ImError(pb.RATE_LIMITED, "too many logins in progress", retry_after=1.0)
+
+    h.accounts.check_password = busy  # type: ignore[method-assign]
+    conn = FakeConnection()
+    for _ in range(10):
+        assert (await h.error(conn, login=pb.Login(user="alice", password="password-1"))).code == pb.RATE_LIMITED
+    h.accounts.check_password = check  # type: ignore[method-assign]
+    assert (await h.call(conn, login=pb.Login(user="alice", password="password-1"))).session.user == "alice"
+
+
 async def test_wrong_password_is_refused_and_slowed_down() -> None:
     h = await Harness.create()
     await h.register("alice")
