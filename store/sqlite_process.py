@@ -10,12 +10,16 @@ batch) while SQLite runs on another core.
 
 If the child dies, every waiting batch fails with ``StoreUnavailable`` (it may or may not
 have been committed: as with any failed write, nothing may be assumed) and the next
-``submit`` starts a new child first.
+``submit`` starts a new child first: one restart however many batches ask, and batches go
+only once the child is ready and has the sealing key. ``stop`` waits for a restart in
+progress and stops that child too. A batch over ``MAX_BATCH_BYTES`` is refused at once (the
+child could not take it); a frame takes pending batches up to ``_FRAME_BUDGET`` bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -35,6 +39,12 @@ __all__ = ["ProcessWriter", "WriterStats"]
 log = logging.getLogger("store.sqlite")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _STOP_TIMEOUT = 30.0
+#: the largest batch the writer takes (keys + values); the child refuses frames over
+#: ``sqlite_wire.MAX_FRAME`` and marshal objects over 2 GiB, so a larger one is refused here
+MAX_BATCH_BYTES = 256 << 20
+#: a frame takes pending batches up to this many bytes (at least one batch); the rest waits
+#: for the next frame, so a frame stays far below ``sqlite_wire.MAX_FRAME``
+_FRAME_BUDGET = 64 << 20
 #: frames sent and not yet answered: while one is being committed, new batches gather into the
 #: next frame (one write and one read per group instead of per loop iteration), and when the
 #: writer is idle a batch leaves at once
@@ -61,6 +71,10 @@ class _Pipe(asyncio.Protocol):
     def __init__(self, writer: ProcessWriter) -> None:
         self._writer = writer
         self._reader = FrameReader()
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -68,10 +82,10 @@ class _Pipe(asyncio.Protocol):
                 self._writer.on_message(message)
         except ValueError as exc:
             log.error("sqlite writer sent a bad frame: %s", exc)
-            self._writer.on_lost(StoreUnavailable(f"sqlite writer protocol error: {exc}"))
+            self._writer.on_lost(StoreUnavailable(f"sqlite writer protocol error: {exc}"), self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._writer.on_lost(StoreUnavailable("the sqlite writer process exited"))
+        self._writer.on_lost(StoreUnavailable("the sqlite writer process exited"), self._transport)
 
 
 class ProcessWriter:
@@ -90,6 +104,9 @@ class ProcessWriter:
         self._bye: asyncio.Future[None] | None = None
         self._pending: list[tuple[bool, Wire]] = []
         self._pending_futures: list[asyncio.Future[None]] = []
+        self._pending_sizes: list[int] = []
+        self._accepting = False  # ready, sealing key sent: batches may go
+        self._closed = False
         self._waiting: dict[int, list[asyncio.Future[None]]] = {}
         self._seq = 0
         self._scheduled = False
@@ -108,7 +125,8 @@ class ProcessWriter:
 
     @property
     def running(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+        """The child is ready (and has the sealing key): batches go to it."""
+        return self._accepting and self._transport is not None and not self._transport.is_closing()
 
     async def start(self) -> int:
         """Start the child; its schema version once it has opened and migrated the database."""
@@ -117,16 +135,19 @@ class ProcessWriter:
             self._proc = self._spawn(child)
         finally:
             child.close()
-        self._ready = self._loop.create_future()
-        self._transport, _ = await self._loop.create_unix_connection(lambda: _Pipe(self), sock=parent)
+        ready: asyncio.Future[int] = self._loop.create_future()
+        self._ready = ready
+        transport, _ = await self._loop.create_unix_connection(lambda: _Pipe(self), sock=parent)
+        self._transport = transport
         try:
-            version = await self._ready
+            version = await ready
         except BaseException:
             await self._reap()
             raise
-        if self._sealing is not None:
+        if self._sealing is not None:  # before any batch: the socket keeps frames in order
             sealing = self._sealing
-            self._transport.write(encode_frame(("seal", sealing.header, sealing.siv, sealing.key)))
+            transport.write(encode_frame(("seal", sealing.header, sealing.siv, sealing.key)))
+        self._accepting = True
         return version
 
     def _spawn(self, child: socket.socket) -> subprocess.Popen[bytes]:
@@ -142,14 +163,20 @@ class ProcessWriter:
             raise StoreUnavailable(f"cannot start the sqlite writer process: {exc}") from exc
 
     async def ensure_running(self) -> None:
-        """Start a new child if the last one died (once, however many writers ask)."""
+        """Start a new child if the last one died (once, however many writers ask: the task is
+        recorded before anything awaits)."""
         if self.running:
             return
+        if self._closed:
+            raise StoreUnavailable("the sqlite store is closed")
         if self._restart is None or self._restart.done():
             log.warning("restarting the sqlite writer process for %s", self._path)
-            await self._reap()
-            self._restart = asyncio.ensure_future(self.start())
+            self._restart = asyncio.ensure_future(self._reap_then_start())
         await asyncio.shield(self._restart)
+
+    async def _reap_then_start(self) -> int:
+        await self._reap()
+        return await self.start()
 
     def submit(self, ops: Sequence[Op], seal: bool = False) -> Awaitable[None]:
         """Queue a batch; ``seal``: the child seals its values (``SealedStore`` over this writer).
@@ -167,8 +194,14 @@ class ProcessWriter:
         if not self.running:
             future.set_exception(StoreUnavailable("the sqlite writer process is not running"))
             return future
-        self._pending.append((seal, encode_ops(ops)))
+        wire = encode_ops(ops)
+        size = sum(len(key) + len(value) for _, key, value in wire)
+        if size > MAX_BATCH_BYTES:
+            future.set_exception(StoreUnavailable(f"a batch of {size} bytes is over {MAX_BATCH_BYTES}"))
+            return future
+        self._pending.append((seal, wire))
         self._pending_futures.append(future)
+        self._pending_sizes.append(size)
         if not self._scheduled and len(self._waiting) < _IN_FLIGHT:
             self._scheduled = True
             self._loop.call_soon(self._flush)
@@ -178,16 +211,22 @@ class ProcessWriter:
         self._scheduled = False
         if not self._pending or (len(self._waiting) >= _IN_FLIGHT and not now):
             return  # the reply to the frame in flight sends what waits here
-        batches, futures = self._pending, self._pending_futures
-        self._pending, self._pending_futures = [], []
+        count = _within_budget(self._pending_sizes)
+        batches, futures = self._pending[:count], self._pending_futures[:count]
+        del self._pending[:count], self._pending_futures[:count], self._pending_sizes[:count]
         transport = self._transport
         if transport is None or transport.is_closing():
             _fail_all(futures, StoreUnavailable("the sqlite writer process is not running"))
             return
+        try:
+            frame = encode_frame(("w", self._seq + 1, batches))
+        except (ValueError, OverflowError) as exc:  # checked at submit; never leave a frame unanswered
+            _fail_all(futures, StoreUnavailable(f"sqlite writer frame could not be encoded: {exc}"))
+            return
         self._seq += 1
         self._waiting[self._seq] = futures
         self.stats.count(len(batches), sum(len(ops) for _, ops in batches))
-        transport.write(encode_frame(("w", self._seq, batches)))
+        transport.write(frame)
 
     def on_message(self, message: Any) -> None:
         kind = message[0]
@@ -214,14 +253,19 @@ class ProcessWriter:
             else:
                 future.set_exception(outcome)
 
-    def on_lost(self, error: StoreUnavailable) -> None:
+    def on_lost(self, error: StoreUnavailable, transport: asyncio.BaseTransport | None = None) -> None:
+        """The child is gone: fail what waits for it. ``transport``: the pipe that lost it;
+        one that is no longer the current child's (reaped before a restart) changes nothing."""
+        if transport is not None and transport is not self._transport:
+            return
+        self._accepting = False
         if self._transport is not None:
             self._transport.close()
         self._transport = None
         waiting, self._waiting = self._waiting, {}
         for futures in waiting.values():
             _fail_all(futures, error)
-        pending, self._pending, self._pending_futures = self._pending_futures, [], []
+        pending, self._pending, self._pending_futures, self._pending_sizes = self._pending_futures, [], [], []
         _fail_all(pending, error)
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
@@ -229,8 +273,17 @@ class ProcessWriter:
             self._bye.set_result(None)
 
     async def stop(self) -> None:
-        """Send what is queued, let the child commit it and exit; wait for the process."""
-        self._flush(now=True)
+        """Send what is queued, let the child commit it and exit; wait for the process (also
+        for one a restart in progress starts: nothing is left running)."""
+        self._closed = True
+        restart = self._restart
+        if restart is not None and not restart.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(restart)
+        while self._pending and self.running:
+            self._flush(now=True)
+        pending, self._pending, self._pending_futures, self._pending_sizes = self._pending_futures, [], [], []
+        _fail_all(pending, StoreUnavailable("the sqlite writer process is not running"))
         if self.running:
             assert self._transport is not None
             self._bye = self._loop.create_future()
@@ -242,6 +295,7 @@ class ProcessWriter:
         await self._reap()
 
     async def _reap(self) -> None:
+        self._accepting = False
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -253,6 +307,17 @@ class ProcessWriter:
         except subprocess.TimeoutExpired:
             proc.kill()
             await asyncio.to_thread(proc.wait)
+
+
+def _within_budget(sizes: list[int]) -> int:
+    """How many of the pending batches (their sizes) the next frame takes: up to
+    ``_FRAME_BUDGET`` bytes, at least one."""
+    total = 0
+    for index, size in enumerate(sizes):
+        total += size
+        if total > _FRAME_BUDGET and index:
+            return index
+    return len(sizes)
 
 
 def _fail_all(futures: list[asyncio.Future[None]], error: StoreUnavailable) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
 from store.errors import BadStoreUrl
+from store import sqlite_process
 from store.factory import open_raw
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,3 +189,93 @@ async def test_close_commits_batches_queued_behind_the_frame_in_flight(tmp_path:
         assert len(await reopened.get_many([b"q%d" % i for i in range(1000)])) == 1000
     finally:
         await reopened.close()
+
+
+def writer_children() -> list[int]:
+    """Live writer processes started by this process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(") ", 1)[1].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"store.sqlite_writer" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def kill_writer(store: SqliteStore) -> None:
+    os.kill(writer_pid(store), signal.SIGKILL)
+    await wait_for(lambda: not store._writer.running)  # type: ignore[union-attr]
+
+
+async def test_writes_racing_into_a_restart_start_one_writer(tmp_path: Path) -> None:
+    """Both writes wait for the same restart (it is recorded before anything awaits)."""
+    store = SqliteStore(tmp_path / "s.db", writer="process")
+    await store.open()
+    try:
+        await store.write([Put(b"a", b"1")])
+        await kill_writer(store)
+        writes = [store.write([Put(b"k%d" % i, b"v")]) for i in range(5)]
+        await asyncio.wait_for(asyncio.gather(*writes), 20)
+        assert writer_children() == [writer_pid(store)]
+    finally:
+        await store.close()
+    await wait_for(lambda: writer_children() == [])
+
+
+async def test_close_during_a_restart_leaves_no_writer_running(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db", writer="process")
+    await store.open()
+    await store.write([Put(b"a", b"1")])
+    await kill_writer(store)
+    write = asyncio.ensure_future(store.write([Put(b"b", b"2")]))  # starts the restart
+    await asyncio.sleep(0)
+    await store.close()
+    await wait_for(lambda: write.done())
+    await wait_for(lambda: writer_children() == [])
+    with pytest.raises(StoreUnavailable):
+        await store.write([Put(b"c", b"3")])
+
+
+async def test_writes_during_a_restart_follow_the_sealing_key(tmp_path: Path) -> None:
+    """Batches wait until the new child has the key: sealed and raw ones alike succeed."""
+    raw = SqliteStore(tmp_path / "s.db", writer="process")
+    store = SealedStore(raw, Keyring(secrets.token_bytes(32)))
+    await store.open()
+    try:
+        await store.write([Put(b"a", b"1")])
+        await kill_writer(raw)
+        first = asyncio.ensure_future(store.write([Put(b"b", b"2")]))  # starts the restart
+        later = []
+        for _ in range(200):  # submit all through the restart window
+            later.append(asyncio.ensure_future(store.write([Put(b"c", b"3")])))
+            later.append(asyncio.ensure_future(raw.write([Put(b"d", b"4")])))
+            await asyncio.sleep(0.002)
+        await asyncio.wait_for(asyncio.gather(first, *later), 20)
+        assert await store.get(b"b") == b"2" and await raw.get(b"d") == b"4"
+    finally:
+        await store.close()
+
+
+async def test_an_oversized_batch_is_refused_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It would kill the child (frame limit) or never be sent (marshal limit): refused at
+    submit, and the writes beside it go on."""
+    monkeypatch.setattr(sqlite_process, "MAX_BATCH_BYTES", 10_000)
+    monkeypatch.setattr(sqlite_process, "_FRAME_BUDGET", 25_000)  # frames split by bytes
+    store = SqliteStore(tmp_path / "s.db", writer="process")
+    await store.open()
+    try:
+        writes = [asyncio.ensure_future(store.write([Put(b"k%d" % i, b"v" * 9_000)])) for i in range(20)]
+        huge = asyncio.ensure_future(store.write([Put(b"huge", b"x" * 20_000)]))
+        await asyncio.gather(*writes)
+        with pytest.raises(StoreUnavailable, match="over 10000"):
+            await huge
+        assert len(await store.get_many([b"k%d" % i for i in range(20)])) == 20
+        groups = store.describe()["groups"]
+        assert groups >= 7  # 20 batches of 9 KB in frames of at most ~25 KB
+    finally:
+        await store.close()
