@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
+from store import Keyring, Put, SealedStore, SqliteStore, StoreUnavailable, sqlite_process
 from store.errors import BadStoreUrl
-from store import sqlite_process
 from store.factory import open_raw
 
 REPO = Path(__file__).resolve().parents[2]
