@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from im import client_pb2 as pb
+from im import messaging
 from im.errors import ImError
 from store.memory import MemoryStore
 from tests.im.harness import FakeConnection, Harness
@@ -190,6 +191,31 @@ async def test_sync_and_history_page() -> None:
     assert [m.text for m in newest.messages] == ["m4", "m5", "m6"] and newest.more
     older = (await h.call(bob, history=pb.History(peer="alice", before=newest.cursor, limit=10))).page
     assert [m.text for m in older.messages] == ["m0", "m1", "m2", "m3"] and not older.more
+
+
+async def test_pages_end_at_a_byte_budget_and_page_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of 1,000 large messages would stall the loop while it is encoded: pages also
+    end once their messages pass PAGE_BYTES, and the cursor pages on without gaps."""
+    monkeypatch.setattr(messaging, "PAGE_BYTES", 3_000)
+    h = await Harness.create()
+    alice, bob = await h.register("alice"), await h.register("bob")
+    ids = [(await h.send(alice, "bob", f"{i:04d}" + "x" * 900)).message_id for i in range(10)]
+    seen: list[int] = []
+    after, pages = 0, 0
+    while True:
+        page = (await h.call(bob, sync=pb.Sync(after=after, limit=1000))).page
+        assert 1 <= len(page.messages) <= 4
+        seen += [m.id for m in page.messages]
+        after, pages = page.cursor, pages + 1
+        if not page.more:
+            break
+    assert seen == ids and pages >= 3
+    newest = (await h.call(bob, history=pb.History(peer="alice", limit=1000))).page
+    assert [m.id for m in newest.messages] == ids[-len(newest.messages) :] and newest.more
+    older = (await h.call(bob, history=pb.History(peer="alice", before=newest.cursor, limit=1000))).page
+    assert older.messages[-1].id == ids[-len(newest.messages) - 1]
+    monkeypatch.setattr(messaging, "PAGE_BYTES", 10)  # one message always fits
+    assert len((await h.call(bob, sync=pb.Sync(after=0, limit=1000))).page.messages) == 1
 
 
 async def test_send_errors() -> None:
