@@ -30,7 +30,7 @@ from websockets.protocol import State
 from im import client_pb2 as pb
 from im.codec import codec_for
 from im.errors import DecodeError, ImError
-from im.limits import TokenBucket
+from im.limits import TokenBucket, address_key
 from im.service import ImService
 from im.sessions import Push, Session, SessionSink
 from im.streams import StreamQueue
@@ -184,7 +184,7 @@ class ClientConnection:
         self.gateway = gateway
         self.codec = codec_for(ws.subprotocol)
         remote = ws.remote_address
-        self.address = str(remote[0]) if remote else "?"
+        self.address = address_key(str(remote[0])) if remote else "?"  # an IPv6 client by its /64
         self.conn_id = next(gateway.conn_ids)
         self.session: Session | None = None
         self.sink: SessionSink = self

@@ -1,14 +1,17 @@
-"""Abuse limits, sans-I/O: a token bucket per connection and a login throttle.
+"""Abuse limits, sans-I/O: a token bucket per connection, a login throttle, and the key
+per-address limits count a client under.
 
-Both take ``now`` (seconds, monotonic) from the caller and never read a clock.
+The bucket and the throttle take ``now`` (seconds, monotonic) from the caller and never
+read a clock.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["TokenBucket", "LoginThrottle"]
+__all__ = ["TokenBucket", "LoginThrottle", "address_key"]
 
 
 class TokenBucket:
@@ -96,3 +99,19 @@ class LoginThrottle:
         """Count an attempt as failed before its password is checked, so that parallel attempts
         already in flight are throttled too; ``succeeded()`` takes the count back."""
         self.failed(address, user, now)
+
+
+def address_key(host: str) -> str:
+    """The key the per-address limits count a client under: an IPv4 address as it is (also
+    when mapped into IPv6), an IPv6 address by its /64, the smallest block a site is given
+    (RFC 6177): one host holds a whole /64 and could otherwise open connections, and guess
+    passwords, from as many addresses as it likes."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -13,7 +13,7 @@ from im import accounts as accounts_module
 from im.accounts import Accounts
 from im.ids import EPOCH_MS, MessageIdGenerator, id_timestamp_ms
 from im.keys import KeySchema
-from im.limits import LoginThrottle, TokenBucket
+from im.limits import LoginThrottle, TokenBucket, address_key
 from im.passwords import Argon2Params, hash_password, verify_password
 from store.crypto import Keyring
 from store.memory import MemoryStore
@@ -73,6 +73,15 @@ def test_a_withdrawn_attempt_counts_no_failure() -> None:
     throttle.attempt("10.0.0.1", "alice", 0.0)
     throttle.attempt("10.0.0.1", "alice", 0.0)
     assert throttle.retry_after("10.0.0.1", "alice", 0.0) > 0
+
+
+def test_clients_are_counted_by_ipv4_address_and_ipv6_64() -> None:
+    assert address_key("203.0.113.7") == "203.0.113.7"
+    assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
+    one_site = {address_key(f"2001:db8:1:2::{i:x}") for i in range(1, 1000)}
+    assert one_site == {"2001:db8:1:2::/64"}
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("fe80::1%eth0") == "fe80::/64" and address_key("?") == "?"
 
 
 def test_login_throttle_memory_is_bounded() -> None:
