@@ -107,12 +107,14 @@ class Outbox:
         self._close_task: asyncio.Future[None] | None = None  # the closing handshake, kept referenced
         self._drain_task: asyncio.Future[None] | None = None
 
-    def put(self, data: bytes) -> bool:
+    def put(self, data: bytes, *, last: bool = False) -> bool:
         """Queue a frame; False when the outbox is full, by frames or by bytes (the caller
-        closes the connection). A frame alone always fits: one large sync page must go."""
+        closes the connection). A frame alone always fits: one large sync page must go; so
+        does the ``last`` one before a close (``Kicked``), which the client must see."""
         if self._closing is not None:
             return True
-        if len(self._queue) >= self.limit or (self._queue and self._queued_bytes + len(data) > self.limit_bytes):
+        full = len(self._queue) >= self.limit or (self._queue and self._queued_bytes + len(data) > self.limit_bytes)
+        if full and not last:
             return False
         self._queue.append(data)
         self._queued_bytes += len(data)
@@ -314,7 +316,7 @@ class ClientConnection:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         kicked = pb.Kicked(reason=reason, message=message)  # type: ignore[arg-type]
-        self._enqueue(self.codec.encode(pb.ServerFrame(kicked=kicked)))
+        self._enqueue(self.codec.encode(pb.ServerFrame(kicked=kicked)), last=True)
         self._close(KICK_CLOSE_CODES.get(reason, 1008), message)
 
     def is_open(self) -> bool:
@@ -331,13 +333,14 @@ class ClientConnection:
         self._closing = True
         self._outbox.close(code, reason)
 
-    def _enqueue(self, data: bytes | str) -> None:
-        """Queue an encoded reply (``codec.encode``) as one frame."""
+    def _enqueue(self, data: bytes | str, *, last: bool = False) -> None:
+        """Queue an encoded reply (``codec.encode``) as one frame; ``last``: the frame before
+        a close, queued even into a full outbox."""
         text = isinstance(data, str)
-        self._enqueue_frame(ws_frame(data.encode() if isinstance(data, str) else data, text=text))
+        self._enqueue_frame(ws_frame(data.encode() if isinstance(data, str) else data, text=text), last=last)
 
-    def _enqueue_frame(self, framed: bytes) -> None:
-        if not self._outbox.put(framed) and not self._closing:
+    def _enqueue_frame(self, framed: bytes, *, last: bool = False) -> None:
+        if not self._outbox.put(framed, last=last) and not self._closing:
             log.warning("closing slow consumer %s (outbox full)", self.address)
             self._outbox.clear()
             self._close(1008, "slow consumer: outbox full, reconnect and sync")

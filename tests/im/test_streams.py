@@ -126,6 +126,7 @@ async def test_outbox_is_bounded_by_bytes_but_one_frame_always_fits() -> None:
     assert not outbox.put(b"y")  # the client is not reading: full
     outbox.clear()
     assert outbox.put(b"a" * 600) and not outbox.put(b"b" * 600) and outbox.put(b"c" * 400)
+    assert outbox.put(b"kicked", last=True)  # the frame before a close goes even when full
 
 
 async def test_dropped_counter_is_exported() -> None:
