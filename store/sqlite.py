@@ -63,6 +63,20 @@ _READER_MMAP = 256 << 20
 
 
 @contextmanager
+def _read_snapshot(conn: sqlite3.Connection, wanted: bool) -> Iterator[None]:
+    """Hold one read transaction around several statements (WAL: one snapshot for all),
+    unless not ``wanted`` or the connection is in a transaction already."""
+    if not wanted or conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+@contextmanager
 def _map_errors(what: str) -> Iterator[None]:
     try:
         yield
@@ -223,8 +237,8 @@ class SqliteStore(RecordStore):
         if writer is None:
             return
         await writer.stop()
-        if self._bulk_pool is not None:
-            self._bulk_pool.shutdown(wait=True)
+        if self._bulk_pool is not None:  # a bulk read still running finishes off the loop
+            await asyncio.to_thread(self._bulk_pool.shutdown, True)
         if self._reader is not None and writer.connection is None:  # else the writer closed it
             self._reader.close()
         if self._bulk is not None:
@@ -309,8 +323,9 @@ class SqliteStore(RecordStore):
 
     @staticmethod
     def _get_many(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, bytes]:
+        """``keys`` in chunks of ``_IN_CHUNK``, all from one snapshot (one read transaction)."""
         found: dict[bytes, bytes] = {}
-        with _map_errors("read"):
+        with _map_errors("read"), _read_snapshot(conn, len(keys) > _IN_CHUNK):
             for i in range(0, len(keys), _IN_CHUNK):
                 chunk = keys[i : i + _IN_CHUNK]
                 sql = f"SELECT key, value FROM records WHERE key IN ({','.join('?' * len(chunk))})"

@@ -11,6 +11,7 @@ import pytest
 from store_helpers import assert_all_present, run_and_kill
 
 from store import Insert, KeyExists, Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
+from store import sqlite as sqlite_module
 from store.sqlite import MIGRATIONS, SCHEMA_VERSION, WriterMode
 
 
@@ -122,3 +123,45 @@ async def test_sealed_values_are_not_on_disk(tmp_path: Path, writer: WriterMode)
         raw += b"".join(p.read_bytes() for p in db.iterdir())
         assert (secret in raw) is not sealed  # the unsealed control proves the probe works
         assert b"msg/1" in raw
+
+
+class _CommitsBetweenChunks:
+    """A reader connection that lets another connection commit after its first statement."""
+
+    def __init__(self, conn: sqlite3.Connection, commit: object) -> None:
+        self._conn, self._commit, self._statements = conn, commit, 0
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        cursor = self._conn.execute(sql, params)  # type: ignore[arg-type]
+        if sql.startswith("SELECT"):
+            self._statements += 1
+            if self._statements == 1:
+                self._commit()  # type: ignore[operator]
+        return cursor
+
+
+async def test_get_many_in_chunks_reads_one_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "_IN_CHUNK", 2)
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.write([Put(b"k%d" % i, b"old") for i in range(6)])
+        other = sqlite3.connect(path, isolation_level=None)
+
+        def commit() -> None:
+            other.execute("UPDATE records SET value = ? WHERE key IN (?, ?)", (b"new", b"k0", b"k5"))
+
+        reader = sqlite3.connect(path, isolation_level=None)
+        found = SqliteStore._get_many(_CommitsBetweenChunks(reader, commit), [b"k%d" % i for i in range(6)])  # type: ignore[arg-type]
+        assert set(found.values()) == {b"old"}  # not k0 old and k5 new: one snapshot
+        assert not reader.in_transaction
+        assert SqliteStore._get_many(reader, [b"k0", b"k5"]) == {b"k0": b"new", b"k5": b"new"}
+        reader.close()
+        other.close()
+    finally:
+        await store.close()
