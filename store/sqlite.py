@@ -28,6 +28,7 @@ WAL readers never wait for the writer. Larger reads go to one reader thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -55,6 +56,7 @@ from store.sqlite_wal import WalUpkeep, passive_checkpoint
 __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION", "WriterMode"]
 
 _T = TypeVar("_T")
+log = logging.getLogger("store.sqlite")
 WriterMode = Literal["inline", "process"]
 _GET = "SELECT value FROM records WHERE key = ?"
 _SCAN = "SELECT key, value FROM records WHERE key >= ? AND key < ? ORDER BY key {} LIMIT ?"
@@ -161,7 +163,10 @@ class _InlineWriter:
             self.stats.count(len(jobs), sum(len(job.ops) for job in jobs))
             _settle(jobs, results)
             if self._upkeep is not None and conn is not None:
-                self._upkeep.note(conn, sum(len(job.ops) for job in jobs))
+                try:
+                    self._upkeep.note(conn, sum(len(job.ops) for job in jobs))
+                except Exception:  # noqa: BLE001 - the groups queued behind must still be committed
+                    log.exception("sqlite WAL upkeep failed")
 
     def _take_group(self) -> tuple[list[_Job], list[_Job]]:
         """The longest prefix of pending jobs within the group size limit (at least one job)."""

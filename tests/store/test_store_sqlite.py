@@ -13,6 +13,7 @@ from store_helpers import assert_all_present, run_and_kill
 from store import Insert, KeyExists, Keyring, Put, SealedStore, SqliteStore, StoreUnavailable
 from store import sqlite as sqlite_module
 from store.sqlite import MIGRATIONS, SCHEMA_VERSION, WriterMode
+from store.sqlite_wal import WalUpkeep
 
 
 def _meta(path: Path) -> dict[str, str]:
@@ -163,5 +164,22 @@ async def test_get_many_in_chunks_reads_one_snapshot(tmp_path: Path, monkeypatch
         assert SqliteStore._get_many(reader, [b"k0", b"k5"]) == {b"k0": b"new", b"k5": b"new"}
         reader.close()
         other.close()
+    finally:
+        await store.close()
+
+
+async def test_groups_queued_behind_a_failing_wal_upkeep_are_still_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, conn: object, rows: int) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(WalUpkeep, "note", broken)
+    store = SqliteStore(tmp_path / "s.db", max_group_ops=2)
+    await store.open()
+    try:
+        writes = [store.write([Put(b"k%d" % i, b"v")]) for i in range(6)]  # three groups in one flush
+        await asyncio.wait_for(asyncio.gather(*writes), 5)
+        assert len(await store.get_many([b"k%d" % i for i in range(6)])) == 6
     finally:
         await store.close()
