@@ -32,7 +32,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "SLOT_COUNT",
@@ -61,15 +61,21 @@ def slot_of(key: bytes) -> int:
 
 
 def public_url(url: str) -> str:
-    """``url`` without a password (for status output and fingerprints)."""
+    """``url`` without a password, in the user part or in the query (``?password=``, which
+    asyncpg takes too), for status output, logs and fingerprints."""
     parts = urlsplit(url)
-    if parts.password is None:
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if "password" not in k.lower()]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept)  # unchanged unless stripped
+    if parts.password is None and query == parts.query:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" if parts.username else host
+        if parts.port:
+            netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _store_id(root_url: str) -> str:

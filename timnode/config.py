@@ -122,6 +122,8 @@ class NodeConfig:
         if value and os.path.isfile(os.path.expanduser(value)):
             with open(os.path.expanduser(value)) as fh:
                 value = fh.read().strip()
+        elif value.startswith(("/", "~", "./", "../")):  # a path, never a token: not its own name
+            raise ConfigError(f"--admin-token names a file that does not exist: {value}")
         return value
 
     def bootstrap_addrs(self) -> list[str]:

@@ -56,3 +56,18 @@ def test_bad_network_key_exits_2_without_echoing_it(tmp_path: pathlib.Path) -> N
 def test_peers_command_reports_an_unreachable_node(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["peers", "--node", "127.0.0.1:1"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_an_admin_token_path_that_does_not_exist_is_refused(tmp_path: pathlib.Path) -> None:
+    """A typo in --admin-token /path must not make the path itself the bearer token."""
+    from timnode.config import ConfigError, NodeConfig
+
+    missing = str(tmp_path / "admin-token-typo")
+    with pytest.raises(ConfigError, match="does not exist"):
+        NodeConfig(admin_token=missing, data_dir=str(tmp_path)).resolved_admin_token()
+    token_file = tmp_path / "admin.token"
+    token_file.write_text("a-long-enough-admin-token\n")
+    assert NodeConfig(admin_token=str(token_file), data_dir=str(tmp_path)).resolved_admin_token() == (
+        "a-long-enough-admin-token"
+    )
+    assert NodeConfig(admin_token="inline-token-0123456789").resolved_admin_token() == "inline-token-0123456789"

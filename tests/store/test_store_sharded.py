@@ -371,3 +371,13 @@ async def test_map_record_lives_in_the_root(urls: list[str]) -> None:
     assert stored.shards == {0: urls[0], 1: urls[1]} and stored.slot_counts() == {0: 2048, 1: 2048}
     with pytest.raises(Exception, match="already holds"):
         await create_shards(urls[:2], open_raw)
+
+
+def test_public_url_drops_passwords_in_the_user_part_and_the_query() -> None:
+    from store.shardmap import public_url
+
+    assert public_url("postgresql://app:s3cret@db:5432/im?table=records") == "postgresql://app@db:5432/im?table=records"
+    stripped = public_url("postgresql://app@db.internal/im?password=s3cret&table=records")
+    assert "s3cret" not in stripped and stripped.endswith("?table=records")
+    plain = "postgresql:///im?host=/var/run/postgresql&table=records"
+    assert public_url(plain) == plain  # unchanged: fingerprints of existing maps stay the same
