@@ -56,7 +56,11 @@ class WriteGate:
         if self.frozen is not None:
             raise RuntimeError("a range is frozen already")
         self.frozen = (start, end)
-        await self._writes.drain()
+        try:
+            await self._writes.drain()
+        except BaseException:  # cancelled (an admin request cut off): never stay frozen
+            self.thaw()
+            raise
 
     def narrow(self, end: bytes) -> None:
         """Shrink the frozen range to end at ``end``: writes above it go on."""

@@ -40,13 +40,13 @@ async def reseal(store: SealedStore, *, page: int = 500) -> ResealReport:
     inner = store.inner
     if isinstance(inner, ShardedStore):
         for slot in range(SLOT_COUNT):
-            await inner.freeze([slot])
+            token = await inner.freeze_when_free([slot])  # a rebalance's freeze is never replaced
             try:
                 shard = inner.shard(inner.map.slots[slot])
                 async for rows in pages(shard, PFX[slot], PFX[slot + 1], page):
                     await _reseal_rows(store, shard, rows, 2, report)
             finally:
-                inner.thaw([slot])
+                inner.thaw([slot], token)  # and never released by the reseal
     else:
         await _reseal_single(store, page, report)
     return report
@@ -56,7 +56,7 @@ async def _reseal_single(store: SealedStore, page: int, report: ResealReport) ->
     """Page by page, each page's keys held by the store's gate while it is rewritten."""
     gate, start = store.gate, b""
     while True:
-        await gate.freeze(start, END)
+        await gate.freeze(start, END)  # thaws itself if cancelled while it drains
         try:
             rows = await store.inner.scan(start, END, limit=page)
             if rows:

@@ -528,20 +528,34 @@ class ShardedStore(RecordStore):
         """Wait for every read and write that started before this call."""
         await self._inflight.drain()
 
-    async def freeze(self, slots: Sequence[int]) -> None:
-        """Hold new writes to ``slots``, then wait for writes already running to finish."""
+    async def freeze(self, slots: Sequence[int]) -> asyncio.Event:
+        """Hold new writes to ``slots``, then wait for writes already running to finish; the
+        freeze's token for ``thaw``. Cancelled while it waits, it thaws what it froze."""
         event = asyncio.Event()
         for slot in slots:
             old = self._frozen.get(slot)
             if old is not None:
                 old.set()  # its waiters re-check and wait on the new event
             self._frozen[slot] = event
-        await self.drain()
+        try:
+            await self.drain()
+        except BaseException:
+            self.thaw(slots, event)
+            raise
+        return event
 
-    def thaw(self, slots: Sequence[int]) -> None:
+    async def freeze_when_free(self, slots: Sequence[int]) -> asyncio.Event:
+        """``freeze``, once no other freeze (a rebalance's) holds any of ``slots``."""
+        while busy := next((self._frozen[s] for s in slots if s in self._frozen), None):
+            await busy.wait()
+        return await self.freeze(slots)
+
+    def thaw(self, slots: Sequence[int], token: asyncio.Event | None = None) -> None:
+        """Release ``slots``; with a ``token``, only those still frozen by that freeze."""
         for slot in slots:
-            event = self._frozen.pop(slot, None)
-            if event is not None:
+            event = self._frozen.get(slot)
+            if event is not None and (token is None or event is token):
+                del self._frozen[slot]
                 event.set()
 
     async def settle(self) -> None:

@@ -26,6 +26,7 @@ from store_helpers import PG_DSN, REPO, drop_pg_table, require_pg, run_and_kill,
 
 from store import Delete, Insert, KeyExists, Keyring, Put, RecordStore, SealedStore, StoreUnavailable, prefix_end
 from store.factory import open_raw, open_store, write_shards_file
+from store.gate import WriteGate
 from store.postgres import split_table
 from store.rebalance import add_shard, remove_shard, run_rebalance
 from store.reseal import reseal
@@ -381,3 +382,58 @@ def test_public_url_drops_passwords_in_the_user_part_and_the_query() -> None:
     assert "s3cret" not in stripped and stripped.endswith("?table=records")
     plain = "postgresql:///im?host=/var/run/postgresql&table=records"
     assert public_url(plain) == plain  # unchanged: fingerprints of existing maps stay the same
+
+
+async def test_a_reseal_neither_replaces_nor_releases_a_rebalance_freeze(urls: list[str]) -> None:
+    """A reseal waits for a slot a rebalance holds, and its thaw only releases its own freeze:
+    a write to a slot being copied must wait until the rebalance thaws it."""
+    await create_shards(urls[:2], open_raw)
+    raw = ShardedStore(urls[0], open_raw)
+    store = SealedStore(raw, Keyring(secrets.token_bytes(32)))
+    await store.open()
+    try:
+        key = ikey(b"X", 1, 0)
+        slot = slot_of(key)
+        await store.write([Put(key, b"old")])
+        rebalance = await raw.freeze([slot])  # as run_rebalance does while it copies the slot
+        resealing = asyncio.ensure_future(reseal(store, page=50))
+        await asyncio.sleep(0.2)
+        assert raw._frozen.get(slot) is rebalance and not resealing.done()  # the reseal waits
+        raw.thaw([slot], rebalance)
+        await asyncio.wait_for(resealing, 30)
+        assert slot not in raw._frozen
+        theirs = await raw.freeze([slot])  # tokens: a stale thaw leaves a newer freeze alone
+        mine = await raw.freeze([slot])
+        raw.thaw([slot], theirs)
+        assert raw._frozen.get(slot) is mine
+        raw.thaw([slot], mine)
+        assert slot not in raw._frozen
+    finally:
+        await store.close()
+
+
+async def test_a_freeze_cancelled_while_it_drains_leaves_nothing_frozen(urls: list[str]) -> None:
+    await create_shards(urls[:2], open_raw)
+    raw = ShardedStore(urls[0], open_raw)
+    await raw.open()
+    try:
+        epoch = raw._inflight.enter()  # a write that is still running
+        freezing = asyncio.ensure_future(raw.freeze([7]))
+        await asyncio.sleep(0.05)
+        assert 7 in raw._frozen
+        freezing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await freezing
+        assert 7 not in raw._frozen
+        raw._inflight.leave(epoch)
+    finally:
+        await raw.close()
+    gate = WriteGate()
+    epoch = gate.enter()
+    freezing = asyncio.ensure_future(gate.freeze(b"a", b"z"))
+    await asyncio.sleep(0.05)
+    freezing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await freezing
+    assert gate.frozen is None
+    gate.leave(epoch)
