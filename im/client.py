@@ -10,8 +10,15 @@ reconnects with the same ``client_msg_id`` until the node acknowledges it (the n
 retries idempotent); after every (re)connect the client syncs from its cursor, so a
 client that drops loses nothing; every message id reaches the application once
 (pushes and sync overlap are de-duplicated). Reconnects use full-jitter exponential
-backoff over the given URLs in turn. Received messages are acknowledged automatically
-(coalesced: one DeliveryAck per ~50 ms).
+backoff over the given URLs in turn; it starts over only after a connection that lasted
+the backoff's cap. Other requests are resent after a reconnect too, except those that
+would apply twice (``edit``, ``create_group``: they raise ``ConnectionLost`` and the caller
+decides) and one the node closed the connection over (1009: ``ImError(TOO_LARGE)``). A
+connection that drops during login or sync fails the requests in flight on it at once.
+``close()`` ends waiting calls and ``events()``. Received messages are acknowledged
+automatically (coalesced: one DeliveryAck per ~50 ms) as they are queued for the
+application, not as it reads them: a message still queued when the process dies is not
+synced again (a known limit), nor is one dropped because the 10,000-event queue was full.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -162,6 +170,7 @@ class Client:
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[pb.ServerFrame]] = {}
         self._events: asyncio.Queue[ClientEvent | None] = asyncio.Queue(maxsize=10_000)
+        self._ended = False  # the end marker (None) is queued
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._ack_ids: list[int] = []
         self._ack_handle: asyncio.TimerHandle | None = None
@@ -211,8 +220,7 @@ class Client:
                 await self._supervisor
         if ws is not None:
             await ws.close()
-        self._fail_pending(ConnectionLost("client closed"))
-        self._events.put_nowait(None) if not self._events.full() else None
+        self._stop(ConnectionLost("client closed"))
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._wait_connected(), timeout)
@@ -280,7 +288,7 @@ class Client:
 
     async def edit(self, message_id: int, text: str) -> pb.Sent:
         frame = pb.ClientFrame(edit=pb.Edit(message_id=message_id, text=text))
-        return (await self._request_retrying(frame)).sent
+        return (await self._request_retrying(frame, retry=False)).sent  # an edit twice is two edits
 
     async def burn(self, message_id: int) -> pb.Sent:
         """Report a burn-after-reading message as read: it is deleted everywhere."""
@@ -343,7 +351,7 @@ class Client:
 
     async def create_group(self, name: str, members: Sequence[str] = (), **fields: Any) -> pb.GroupInfo:
         req = pb.GroupCreate(name=name, members=list(members), **fields)
-        return (await self._request_retrying(pb.ClientFrame(group_create=req))).group
+        return (await self._request_retrying(pb.ClientFrame(group_create=req), retry=False)).group
 
     async def group_info(self, group: str) -> pb.GroupInfo:
         return (await self._request_retrying(pb.ClientFrame(group_info=pb.GroupGet(group=group)))).group
@@ -471,15 +479,21 @@ class Client:
 
     # ------------------------------------------------------------------ internals
 
-    async def _request_retrying(self, frame: pb.ClientFrame) -> pb.ServerFrame:
+    async def _request_retrying(self, frame: pb.ClientFrame, *, retry: bool = True) -> pb.ServerFrame:
+        """``request`` once connected; resent after a reconnect if the connection dropped first,
+        unless not ``retry`` (an operation that would apply twice: the caller decides), or the
+        node closed with 1009 (the frame is over its limit: resending cannot help)."""
         while True:
             if self._fatal is not None:
                 raise ConnectionLost(f"client stopped: {self._fatal}")
             await self._wait_connected()
+            ws = self._ws
             try:
                 return await self.request(frame)
             except ConnectionLost:
-                if self._closed or not self.reconnect:
+                if ws is not None and ws.close_code == 1009:
+                    raise ImError(pb.TOO_LARGE, "the node closed the connection: a request over its limit") from None
+                if self._closed or not self.reconnect or not retry:
                     raise
                 await asyncio.sleep(0)
 
@@ -549,9 +563,11 @@ class Client:
         attempt = 0
         url_index = 0
         while not self._closed:
+            began = time.monotonic()
             try:
                 await self._run_connection(ws)
-                attempt = 0
+                if time.monotonic() - began >= self.backoff[1]:  # a flapping link keeps backing off
+                    attempt = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported as a disconnect
@@ -582,8 +598,9 @@ class Client:
         self._connected.clear()
         self._stopped.set()
         self._fail_pending(ConnectionLost("client stopped"))
-        if not self._events.full():
-            self._events.put_nowait(None)
+        if not self._ended:
+            self._ended = True
+            self._events.put_nowait(None)  # _emit leaves a slot for it
 
     async def _run_connection(self, ws: ClientConnection) -> None:
         assert self.session is not None
@@ -639,6 +656,9 @@ class Client:
                 self._on_frame(frame)
         except ConnectionClosed:
             pass
+        # Gone: fail the requests in flight on it now (a login, a sync page), not when
+        # _run_connection's cleanup runs, which may be waiting for one of them.
+        self._fail_pending(ConnectionLost("connection closed"))
 
     def _on_frame(self, frame: pb.ServerFrame) -> None:
         if frame.id:
@@ -687,11 +707,10 @@ class Client:
             self._queue_ack(message.id)
 
     def _emit(self, event: ClientEvent) -> bool:
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._events.qsize() >= self._events.maxsize - 1:  # the last slot is the end marker's
             log.warning("event queue full: dropping %s (read Client.events())", type(event).__name__)
             return False
+        self._events.put_nowait(event)
         return True
 
     def _queue_ack(self, message_id: int) -> None:

@@ -1,0 +1,115 @@
+"""The SDK when connections drop at awkward moments, against a real node through a proxy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from im import client_pb2 as pb
+from im.client import Client, ConnectedEvent, ConnectionLost, MessageEvent
+from im.errors import ImError
+from testnet.process import NodeProcess
+from tests.im.dropping_proxy import DroppingProxy
+
+pytestmark = pytest.mark.slow
+
+
+async def messages_of(client: Client, count: int, timeout: float = 15.0) -> list[str]:
+    texts: list[str] = []
+    while len(texts) < count:
+        event = await client.next_event(timeout)
+        if isinstance(event, MessageEvent):
+            texts.append(event.message.text)
+    return texts
+
+
+async def test_a_drop_during_the_reconnect_sync_is_survived(node: NodeProcess) -> None:
+    proxy = DroppingProxy(node.url)
+    url = await proxy.start()
+    async with Client(node.url, "alice", "alice-password", register=True) as alice:
+        async with Client(url, "bob", "bob-password", register=True, backoff=(0.05, 0.5)) as bob:
+            proxy.drop_on["sync"] = 1  # the next sync is lost with its connection
+            proxy.drop_all()  # bob reconnects, resumes, syncs: dropped; and again
+            await asyncio.sleep(0.3)
+            await alice.send("bob", "sent while bob reconnects")
+            await bob.wait_connected(15)
+            assert "sent while bob reconnects" in await messages_of(bob, 1)
+            assert (await bob.send("alice", "reply", timeout=10)).message_id > 0
+    await proxy.stop()
+
+
+async def test_a_drop_during_the_first_login_fails_connect(node: NodeProcess) -> None:
+    proxy = DroppingProxy(node.url)
+    url = await proxy.start()
+    proxy.drop_on["register"] = 1
+    client = Client(url, "carol", "carol-password", register=True)
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(client.connect(), 15)
+    await client.close()
+    await proxy.stop()
+
+
+async def test_close_ends_waiting_calls_and_events_even_with_a_full_queue(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    node = node_factory()
+    bob = Client(node.url, "dave", "dave-password", register=True, backoff=(0.05, 0.5))
+    await bob.connect()
+    while bob._events.qsize() < bob._events.maxsize - 1:  # an application that stopped reading
+        bob._emit(ConnectedEvent(node.url, pb.Session()))
+    node.kill()  # bob is reconnecting
+    waiting = asyncio.ensure_future(bob.history("erin"))
+    await asyncio.sleep(0.3)
+    await bob.close()
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(waiting, 5)
+    with pytest.raises(ConnectionLost):
+        await asyncio.wait_for(bob.ping(), 5)
+    seen = 0
+    async for _ in bob.events():  # ends: the end marker always has its slot
+        seen += 1
+    assert seen == bob._events.maxsize - 1
+
+
+async def test_a_request_over_the_frame_limit_is_not_resent(node: NodeProcess) -> None:
+    async with Client(node.url, "frank", "frank-password", register=True) as frank:
+        with pytest.raises(ImError) as info:
+            await frank.send("frank", "x" * 70_000, timeout=30)  # over --max-frame-bytes: closed 1009
+        assert info.value.code == pb.TOO_LARGE
+        await frank.wait_connected(15)
+        assert await frank.ping() > 0
+
+
+async def test_an_edit_whose_answer_was_lost_is_not_applied_twice(node: NodeProcess) -> None:
+    proxy = DroppingProxy(node.url)
+    url = await proxy.start()
+    async with Client(node.url, "gina", "gina-password", register=True) as gina:
+        async with Client(url, "hank", "hank-password", register=True, backoff=(0.05, 0.5)) as hank:
+            sent = await hank.send("gina", "typo")
+            proxy.drop_after["edit"] = 1
+            with pytest.raises(ConnectionLost):
+                await hank.edit(sent.message_id, "fixed")
+            await hank.wait_connected(15)
+            await asyncio.sleep(0.5)
+            events = []
+            while not gina._events.empty():
+                events.append(gina._events.get_nowait())
+            edits = [e for e in events if isinstance(e, MessageEvent) and e.message.text == "fixed"]
+            assert len(edits) == 1
+    await proxy.stop()
+
+
+async def test_a_flapping_link_backs_off(node: NodeProcess) -> None:
+    proxy = DroppingProxy(node.url)
+    url = await proxy.start()
+    client = Client(url, "ivan", "ivan-password", register=True, backoff=(0.2, 10.0))
+    await client.connect()
+    proxy.drop_after_page = True  # from now on each connection dies right after its sync page
+    proxy.drop_all()
+    start = proxy.accepted
+    await asyncio.sleep(6)
+    assert proxy.accepted - start <= 8  # 0-0.4 s apart without backoff: ~25 in 6 s
+    await client.close()
+    await proxy.stop()
