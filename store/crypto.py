@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import string
 import struct
 import threading
 from collections.abc import Sequence
@@ -79,6 +81,7 @@ FORMAT_SIV8 = 0x03  # AES-GCM-SIV, one-byte key version
 FORMAT_SIV16 = 0x04  # AES-GCM-SIV, two-byte key version
 MAX_VERSION = 0xFFFF
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64,}")
+log = logging.getLogger("store.crypto")
 
 
 _NONCE_BUFFER = NONCE_BYTES * 512
@@ -289,13 +292,18 @@ def _parse_header(sealed: bytes) -> tuple[bytes, int]:
 
 
 def _decode_key_text(raw: bytes) -> bytes:
-    text = raw.strip()
+    """Hex digits (a byte-order mark and surrounding white space ignored), else raw bytes.
+    Text that is all hex digits but not a whole key (a digit lost in an edit) is refused:
+    read as raw bytes it would silently be another key."""
+    text = raw.strip().removeprefix(b"\xef\xbb\xbf").strip()
     try:
         ascii_text = text.decode("ascii")
     except UnicodeDecodeError:
         ascii_text = ""
     if _HEX_KEY.fullmatch(ascii_text) and len(ascii_text) % 2 == 0:
         return bytes.fromhex(ascii_text)
+    if ascii_text and all(c in string.hexdigits for c in ascii_text):
+        raise BadDataKey(f"data key file holds {len(ascii_text)} hex digits: want an even number, at least 64")
     if len(raw) >= MIN_DATA_KEY_BYTES:
         return raw
     raise BadDataKey("data key file holds neither >= 64 hex digits nor >= 32 raw bytes")
@@ -316,6 +324,20 @@ def _create_key_file(path: Path) -> None:
             pass
     finally:
         tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)  # the new name survives a power loss along with the store
+
+
+def _sync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_or_create_data_key(path: str | os.PathLike[str]) -> bytes:
@@ -328,6 +350,8 @@ def load_or_create_data_key(path: str | os.PathLike[str]) -> bytes:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         _create_key_file(target)
+    elif os.name == "posix" and (mode := target.stat().st_mode & 0o777) & 0o077:
+        log.warning("data key file %s is readable by others (mode %o); chmod 600 it", target, mode)
     return _decode_key_text(target.read_bytes())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 import stat
 import struct
 from pathlib import Path
@@ -176,3 +177,27 @@ def test_forked_child_does_not_reuse_buffered_nonces() -> None:
     os.waitpid(pid, 0)
     assert len(child_nonce) == 12
     assert RING.seal(b"k", b"v")[2:14] != child_nonce
+
+
+def test_a_damaged_hex_key_file_is_refused_not_read_as_raw_bytes(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    path = tmp_path / "data.key"
+    path.write_bytes(b"\xef\xbb\xbf" + key.hex().encode() + b"\r\n")  # saved by an editor with a BOM
+    assert load_or_create_data_key(path) == key
+    path.write_text(key.hex()[:-1] + "\n")  # a digit lost in an edit
+    with pytest.raises(BadDataKey, match="63 hex digits"):
+        load_or_create_data_key(path)
+    raw = secrets.token_bytes(32) + b"\x00"  # raw binary keys still load as they are
+    path.write_bytes(raw)
+    assert load_or_create_data_key(path) == raw
+
+
+def test_a_data_key_file_readable_by_others_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "data.key"
+    path.write_text(bytes(range(32)).hex() + "\n")
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="store.crypto"):
+        load_or_create_data_key(path)
+    assert "readable by others" in caplog.text and bytes(range(32)).hex() not in caplog.text
