@@ -80,20 +80,19 @@ class LoginThrottle:
     def succeeded(self, address: str, user: str) -> None:
         """Clear the pair, and take back the provisional count ``attempt()`` added for the user."""
         self._entries.pop((address, user), None)
-        entry = self._entries.get(("*", user))
-        if entry is not None:
-            entry.count -= 1
-            if entry.count <= 0:
-                del self._entries[("*", user)]
+        self._take_back(("*", user))
 
     def withdraw(self, address: str, user: str) -> None:
         """Take back one ``attempt()`` whose password was never checked (refused, store down)."""
-        for key in ((address, user), ("*", user)):
-            entry = self._entries.get(key)
-            if entry is not None:
-                entry.count -= 1
-                if entry.count <= 0:
-                    del self._entries[key]
+        self._take_back((address, user))
+        self._take_back(("*", user))
+
+    def _take_back(self, key: tuple[str, str]) -> None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.count -= 1
+            if entry.count <= 0:
+                del self._entries[key]
 
     def attempt(self, address: str, user: str, now: float) -> None:
         """Count an attempt as failed before its password is checked, so that parallel attempts

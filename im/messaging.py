@@ -28,6 +28,7 @@ from im.metrics import ImMetrics
 from im.recent import RecentMap, join_key, pack_ints, split_pair, unpack_ints
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Insert, Op, Put, RecordStore
+from store.batch import prefix_within
 from store.errors import KeyExists
 
 __all__ = ["Messenger", "MessageLimits", "RemoteRouter"]
@@ -375,9 +376,4 @@ class Messenger:
 
 def _within_page_bytes(rows: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The leading rows whose values fit ``PAGE_BYTES`` (at least one)."""
-    total = 0
-    for index, (_, value) in enumerate(rows):
-        total += len(value)
-        if total > PAGE_BYTES and index:
-            return rows[:index]
-    return rows
+    return rows[: prefix_within((len(value) for _, value in rows), PAGE_BYTES)]

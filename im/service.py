@@ -194,14 +194,11 @@ class ImService:
         self.throttle.attempt(address, user, self._now())
         try:
             await check()
-        except ImError as exc:
-            if exc.code == pb.AUTH_FAILED:
+        except BaseException as exc:
+            if isinstance(exc, ImError) and exc.code == pb.AUTH_FAILED:
                 exc.retry_after = self.throttle.retry_after(address, user, self._now())
-            else:  # not checked (KDF queue full): no failure to count
+            else:  # not checked (KDF queue full, store down): no failure to count
                 self.throttle.withdraw(address, user)
-            raise
-        except BaseException:
-            self.throttle.withdraw(address, user)
             raise
         self.throttle.succeeded(address, user)
 

@@ -4,17 +4,30 @@
 decides which batches fail with ``KeyExists`` (an ``Insert`` found its key present, counting
 the accepted batches before it), and folds the accepted ones into the final state per key.
 A backend then writes that final state in a few bulk statements instead of one per op.
+``prefix_within`` cuts a queue into groups (or frames, or pages) by size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from store.api import Delete, Insert, Op, Put
 from store.errors import KeyExists
 
-__all__ = ["check_ops", "check_scan", "GroupPlan", "plan_group"]
+__all__ = ["check_ops", "check_scan", "GroupPlan", "plan_group", "prefix_within"]
+
+
+def prefix_within(sizes: Iterable[int], limit: int) -> int:
+    """How many leading items fit in ``limit`` together: at least one, so that an item
+    larger than the limit still goes, alone."""
+    total = taken = 0
+    for size in sizes:
+        total += size
+        if total > limit and taken:
+            break
+        taken += 1
+    return taken
 
 
 def check_ops(ops: Sequence[Op]) -> tuple[Op, ...]:

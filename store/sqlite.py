@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from store.api import Op, RecordStore
-from store.batch import check_ops, check_scan
+from store.batch import check_ops, check_scan, prefix_within
 from store.crypto import SealingKey
 from store.errors import StoreUnavailable
 from store.sqlite_commit import (
@@ -170,12 +170,8 @@ class _InlineWriter:
 
     def _take_group(self) -> tuple[list[_Job], list[_Job]]:
         """The longest prefix of pending jobs within the group size limit (at least one job)."""
-        size = 0
-        for index, job in enumerate(self._pending):
-            size += len(job.ops)
-            if size > self._max_group_ops and index:
-                return self._pending[:index], self._pending[index:]
-        return self._pending, []
+        count = prefix_within((len(job.ops) for job in self._pending), self._max_group_ops)
+        return self._pending[:count], self._pending[count:]
 
     async def stop(self) -> None:
         self._flush()

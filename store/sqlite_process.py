@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from store.api import Op
+from store.batch import prefix_within
 from store.crypto import SealingKey
 from store.errors import StoreUnavailable
 from store.sqlite_wire import FrameReader, Wire, decode_outcome, encode_frame, encode_ops
@@ -211,7 +212,7 @@ class ProcessWriter:
         self._scheduled = False
         if not self._pending or (len(self._waiting) >= _IN_FLIGHT and not now):
             return  # the reply to the frame in flight sends what waits here
-        count = _within_budget(self._pending_sizes)
+        count = prefix_within(self._pending_sizes, _FRAME_BUDGET)
         batches, futures = self._pending[:count], self._pending_futures[:count]
         del self._pending[:count], self._pending_futures[:count], self._pending_sizes[:count]
         transport = self._transport
@@ -265,8 +266,7 @@ class ProcessWriter:
         waiting, self._waiting = self._waiting, {}
         for futures in waiting.values():
             _fail_all(futures, error)
-        pending, self._pending, self._pending_futures, self._pending_sizes = self._pending_futures, [], [], []
-        _fail_all(pending, error)
+        _fail_all(self._take_pending(), error)
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
         if self._bye is not None and not self._bye.done():
@@ -282,8 +282,7 @@ class ProcessWriter:
                 await asyncio.shield(restart)
         while self._pending and self.running:
             self._flush(now=True)
-        pending, self._pending, self._pending_futures, self._pending_sizes = self._pending_futures, [], [], []
-        _fail_all(pending, StoreUnavailable("the sqlite writer process is not running"))
+        _fail_all(self._take_pending(), StoreUnavailable("the sqlite writer process is not running"))
         if self.running:
             assert self._transport is not None
             self._bye = self._loop.create_future()
@@ -293,6 +292,12 @@ class ProcessWriter:
             except TimeoutError:
                 log.error("the sqlite writer process did not finish in %.0f s", _STOP_TIMEOUT)
         await self._reap()
+
+    def _take_pending(self) -> list[asyncio.Future[None]]:
+        """The futures of the batches not sent yet, which are forgotten."""
+        futures = self._pending_futures
+        self._pending, self._pending_futures, self._pending_sizes = [], [], []
+        return futures
 
     async def _reap(self) -> None:
         self._accepting = False
@@ -307,17 +312,6 @@ class ProcessWriter:
         except subprocess.TimeoutExpired:
             proc.kill()
             await asyncio.to_thread(proc.wait)
-
-
-def _within_budget(sizes: list[int]) -> int:
-    """How many of the pending batches (their sizes) the next frame takes: up to
-    ``_FRAME_BUDGET`` bytes, at least one."""
-    total = 0
-    for index, size in enumerate(sizes):
-        total += size
-        if total > _FRAME_BUDGET and index:
-            return index
-    return len(sizes)
 
 
 def _fail_all(futures: list[asyncio.Future[None]], error: StoreUnavailable) -> None:
