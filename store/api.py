@@ -90,6 +90,13 @@ class RecordStore(ABC):
             StoreUnavailable: the backend failed; nothing of this batch may be assumed applied.
         """
 
+    @abstractmethod
+    async def claim_meta(self, name: str, value: str) -> str:
+        """Record ``value`` under ``name`` in the backend's metadata unless a value is there
+        already, and return the value held (``value`` or the earlier one). Metadata lives
+        beside the records (the schema version's table), never in a scan; a durable backend
+        keeps it durably. ``store.keycheck`` records the data key's fingerprints so."""
+
     def describe(self) -> dict[str, Any]:
         """Backend facts for status pages (never secrets)."""
         return {"backend": self.backend}

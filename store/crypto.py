@@ -72,6 +72,8 @@ SALT = b"timnode store key schedule"
 VALUE_INFO = b"timnode/store/value-aead/v1"
 SIV_INFO = b"timnode/store/value-aead-siv/v1"
 BLIND_INFO = b"timnode/store/blind/v1"
+CHECK_INFO = b"timnode/store/key-check/v1"
+CHECK_LABEL = b"timnode/store/key-check"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 BLIND_BYTES = 16
@@ -132,6 +134,7 @@ class _Version:
     blind_mac: hmac.HMAC  # HMAC-SHA256 keyed with the blind key once; blind() copies it
     header: bytes
     seal_key: bytes  # the key of ``aead``, for a writer in another process (SealingKey)
+    check: str  # a one-way fingerprint of the data key (``Keyring.key_checks``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +269,17 @@ class Keyring:
         mac.update(struct.pack(">H", len(label)) + label + value)
         return mac.digest()[:BLIND_BYTES]
 
+    def key_checks(self) -> dict[str, str]:
+        """One-way fingerprints of the ring's keys, by store meta name: the blind key's
+        (``data_key_blind``, stable across rotation like every blinded record key) and each
+        version's (``data_key_vN``). A store records them on first open (``store.keycheck``)
+        so that a node given another data key refuses it instead of serving an empty store.
+        """
+        checks = {"data_key_blind": self.blind(CHECK_LABEL, b"").hex()}
+        for version, entry in sorted(self._versions.items()):
+            checks[f"data_key_v{version}"] = entry.check
+        return checks
+
     def _add(self, data_key: bytes, version: int) -> None:
         if not 0 <= version <= MAX_VERSION:
             raise BadDataKey(f"key version {version} outside 0..{MAX_VERSION}")
@@ -276,7 +290,8 @@ class Keyring:
         aead: AESGCMSIV | AESGCM = gcm if self._legacy_gcm else siv
         header = _header(version, siv=not self._legacy_gcm)
         seal_key = gcm_key if self._legacy_gcm else siv_key
-        self._versions[version] = _Version(aead, gcm, siv, _blind_mac(data_key), header, seal_key)
+        check = _hkdf(data_key, CHECK_INFO)[:16].hex()
+        self._versions[version] = _Version(aead, gcm, siv, _blind_mac(data_key), header, seal_key, check)
 
 
 def _blind_mac(data_key: bytes) -> hmac.HMAC:

@@ -25,6 +25,7 @@ class MemoryStore(RecordStore):
     def __init__(self) -> None:
         self._keys: list[bytes] = []
         self._values: dict[bytes, bytes] = {}
+        self._meta: dict[str, str] = {}
         self._open = False
 
     async def open(self) -> None:
@@ -50,6 +51,10 @@ class MemoryStore(RecordStore):
         hi = bisect.bisect_left(self._keys, end, lo)
         keys = self._keys[max(lo, hi - limit) : hi][::-1] if reverse else self._keys[lo : min(hi, lo + limit)]
         return [(k, self._values[k]) for k in keys]
+
+    async def claim_meta(self, name: str, value: str) -> str:
+        self._check_open()
+        return self._meta.setdefault(name, value)
 
     async def write(self, ops: Sequence[Op]) -> None:
         self._check_open()

@@ -240,6 +240,19 @@ class PostgresStore(RecordStore):
             self._flusher = asyncio.create_task(self._flush(), name="timnode-pg-flusher")
         await future
 
+    async def claim_meta(self, name: str, value: str) -> str:
+        pool = self._require_pool()
+        meta = f'"{self.table}_meta"'
+        claim = f"INSERT INTO {meta} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING"
+
+        async def run() -> str:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(claim, name, value)
+                return str(await conn.fetchval(f"SELECT v FROM {meta} WHERE k = $1", name))
+
+        with _map_errors("meta write"):
+            return await self._retrying("meta write", run)
+
     def describe(self) -> dict[str, Any]:
         parts = urlsplit(self._dsn)
         return {

@@ -1,5 +1,6 @@
 """A RecordStore wrapper that seals every value at rest (see ``store.crypto``).
 
+Opening checks the keyring against the fingerprints the store recorded (``store.keycheck``).
 Keys pass through untouched: layers above put only blinded hashes (``Keyring.blind``) or
 non-secret ids in keys. A stored value that fails to unseal raises ``SealError``. Writes
 pass through ``gate`` (``store.gate``), which ``store.reseal`` freezes to rewrite values of
@@ -15,6 +16,7 @@ from store.api import Delete, Insert, Op, Put, RecordStore
 from store.batch import check_ops
 from store.crypto import Keyring
 from store.gate import WriteGate
+from store.keycheck import check_data_key
 
 __all__ = ["SealedStore"]
 
@@ -34,6 +36,14 @@ class SealedStore(RecordStore):
 
     async def open(self) -> None:
         await self.inner.open()
+        try:
+            await check_data_key(self.inner, self.keyring)
+        except BaseException:
+            await self.inner.close()
+            raise
+
+    async def claim_meta(self, name: str, value: str) -> str:
+        return await self.inner.claim_meta(name, value)
 
     async def close(self) -> None:
         await self.inner.close()

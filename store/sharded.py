@@ -163,6 +163,7 @@ class ShardedStore(RecordStore):
         self._root_sid = 0
         self._tag = b""
         self._shards: dict[int, RecordStore] = {}
+        self._meta_claims: dict[str, str] = {}  # claim_meta's, claimed again on every shard attached
         self._attach_lock = asyncio.Lock()  # one open per shard, however many callers ask
         self._reload_lock = asyncio.Lock()  # one reload at a time: a slow one never lands last
         self._owner: list[int] = list(self.map.slots)
@@ -280,7 +281,30 @@ class ShardedStore(RecordStore):
                 return
             shard = self._opener(url)
             await shard.open()
+            try:
+                await self._claim_on(shard, sid)
+            except BaseException:
+                await shard.close()
+                raise
             self._shards[sid] = shard
+
+    async def claim_meta(self, name: str, value: str) -> str:
+        """Claimed on every shard, now and when attached later; the value held where one
+        differs (the root's first), else ``value``."""
+        held = value
+        for sid in sorted(self._shards, key=lambda s: s != self._root_sid):
+            found = await self._shards[sid].claim_meta(name, value)
+            if found != value and held == value:
+                held = found
+        if held == value:
+            self._meta_claims[name] = value
+        return held
+
+    async def _claim_on(self, shard: RecordStore, sid: int) -> None:
+        for name, value in self._meta_claims.items():
+            held = await shard.claim_meta(name, value)
+            if held != value:
+                raise StoreUnavailable(f"shard {sid} holds another {name} than the store's other shards")
 
     async def detach(self, sid: int) -> None:
         shard = self._shards.pop(sid, None)

@@ -45,6 +45,7 @@ from store.sqlite_commit import (
     MIGRATIONS,
     SCHEMA_VERSION,
     Outcome,
+    claim_meta,
     commit_group,
     connect_reader,
     connect_writer,
@@ -59,6 +60,7 @@ _T = TypeVar("_T")
 log = logging.getLogger("store.sqlite")
 WriterMode = Literal["inline", "process"]
 _GET = "SELECT value FROM records WHERE key = ?"
+_GET_META = "SELECT v FROM meta WHERE k = ?"
 _SCAN = "SELECT key, value FROM records WHERE key >= ? AND key < ? ORDER BY key {} LIMIT ?"
 _IN_CHUNK = 500
 _READER_MMAP = 256 << 20
@@ -267,6 +269,14 @@ class SqliteStore(RecordStore):
 
     async def write(self, ops: Sequence[Op]) -> None:
         await self._write(ops, seal=False)
+
+    async def claim_meta(self, name: str, value: str) -> str:
+        with _map_errors("read"):
+            row = self._conn().execute(_GET_META, (name,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        with _map_errors("meta write"):
+            return await asyncio.to_thread(claim_meta, self.path, self._busy_timeout, name, value)
 
     def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """With the writer process, values are sealed there (before ``open``)."""

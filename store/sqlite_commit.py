@@ -95,6 +95,27 @@ def migrate(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
+def claim_meta(path: str, busy_timeout: float, name: str, value: str) -> str:
+    """``RecordStore.claim_meta`` on a connection of its own (blocking: run it in a thread).
+
+    Beside the store's writer this waits for the write lock like any WAL writer; it never
+    checkpoints (``wal_autocheckpoint=0``), which is ``store.sqlite_wal``'s business."""
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)", (name, value))
+            held = conn.execute("SELECT v FROM meta WHERE k = ?", (name,)).fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return str(held)
+    finally:
+        conn.close()
+
+
 def connect_writer(path: str, busy_timeout: float) -> sqlite3.Connection:
     """A read-write connection in WAL mode with the writer pragmas."""
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)

@@ -18,6 +18,7 @@ from typing import Any
 
 from im.runner import run
 from node.errors import P2PError
+from store.errors import BadDataKey, StoreError
 from timnode import __version__
 from timnode.config import ConfigError, add_node_flags, config_from_args
 
@@ -49,9 +50,12 @@ def _node_main(argv: list[str]) -> int:
     except OSError as exc:
         sys.stderr.write(f"timnode: {exc}\n")
         return 1
-    except P2PError as exc:  # a bad --network-key, an unreadable identity.key
+    except (P2PError, BadDataKey) as exc:  # a bad --network-key or identity.key; a wrong data key
         sys.stderr.write(f"timnode: {exc}\n")
         return 2
+    except StoreError as exc:  # the store could not be opened
+        sys.stderr.write(f"timnode: {exc}\n")
+        return 1
     return 0
 
 

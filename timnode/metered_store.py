@@ -42,6 +42,9 @@ class MeteredStore(RecordStore):
     async def close(self) -> None:
         await self.inner.close()
 
+    async def claim_meta(self, name: str, value: str) -> str:
+        return await self.inner.claim_meta(name, value)
+
     async def get(self, key: bytes) -> bytes | None:
         started = time.perf_counter()
         try:

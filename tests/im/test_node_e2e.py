@@ -189,6 +189,25 @@ async def test_config_file_keys_apply(node_factory: Callable[..., NodeProcess], 
         assert getattr(info.value, "code", None) == pb.DEVICE_LIMIT
 
 
+async def test_a_node_given_another_data_key_refuses_to_start(node_factory: Callable[..., NodeProcess]) -> None:
+    node = node_factory()
+    async with Client(node.url, "erin", "erin-password", register=True) as erin:
+        await erin.send("erin", "note to self")
+    node.stop()
+    key_file = node.data_dir / "data.key"
+    original = key_file.read_bytes()
+    key_file.write_text(os.urandom(32).hex() + "\n")  # a lost key, replaced by a new one
+    with pytest.raises(Exception, match="(?s)exited with 2.*sealed with another data key"):
+        node.start(timeout=20)
+    key_file.write_bytes(original)
+    node.start()
+    async with Client(node.url, "erin", "erin-password") as erin:  # nothing was lost or re-registered
+        page = (await erin.request(pb.ClientFrame(sync=pb.Sync(after=0, limit=10)))).page
+    assert [m.text for m in page.messages] == ["note to self"]
+    with pytest.raises(ImError):
+        await Client(node.url, "erin", "other-password", register=True, reconnect=False).connect()
+
+
 def test_unknown_config_key_is_a_clear_error(node_factory: Callable[..., NodeProcess], tmp_path: object) -> None:
     import pathlib
 
