@@ -1,7 +1,8 @@
 """Build a RecordStore from a store URL.
 
     sqlite:///ABS/PATH        SQLite file at an absolute path (``?writer=inline`` commits on
-                              the event loop instead of in a writer process)
+                              the event loop instead of in a writer process; ``?writer=journal``
+                              acknowledges from a journal, ``store.sqlite_journaled``)
     sqlite://REL/PATH         SQLite file relative to the working directory
     memory://                 in memory (no-store mode, tests)
     postgresql://...          PostgreSQL via asyncpg (also postgres://); ``?table=NAME``
@@ -58,14 +59,14 @@ def sqlite_path(url: str) -> str:
 
 
 def _sqlite_parts(url: str) -> tuple[str, WriterMode]:
-    """Path and writer of ``sqlite://PATH[?writer=process|inline]``."""
+    """Path and writer of ``sqlite://PATH[?writer=process|inline|journal]``."""
     path, _, query = url[len(_SQLITE) :].partition("?")
     if not path or path == "/" or "#" in url:
         raise BadStoreUrl(f"bad sqlite URL {url!r}: want sqlite:///ABS/PATH or sqlite://REL/PATH")
     writer = "process"
     for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-        if name != "writer" or value not in ("process", "inline"):
-            raise BadStoreUrl(f"bad sqlite URL {url!r}: the only option is writer=process|inline")
+        if name != "writer" or value not in ("process", "inline", "journal"):
+            raise BadStoreUrl(f"bad sqlite URL {url!r}: the only option is writer=process|inline|journal")
         writer = value
     return path, cast(WriterMode, writer)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from store.api import Put, RecordStore
+from store.overlay import Unsealed
 from store.sealed import SealedStore
 from store.sharded import PFX, ShardedStore, pages
 from store.shardmap import SLOT_COUNT
@@ -75,7 +76,7 @@ async def _reseal_rows(
     """Rewrite the stale ones of ``rows`` (physical keys; ``strip`` bytes of slot prefix)."""
     ring = store.keyring
     report.records += len(rows)
-    stale = [(k, v) for k, v in rows if not ring.is_current(v)]
+    stale = [(k, v) for k, v in rows if type(v) is not Unsealed and not ring.is_current(v)]  # Unsealed: sealed soon
     if stale:
         await raw.write([Put(k, ring.seal(k[strip:], ring.unseal(k[strip:], v))) for k, v in stale])
         report.resealed += len(stale)

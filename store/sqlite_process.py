@@ -93,9 +93,16 @@ class ProcessWriter:
     """Starts, feeds and stops one writer process for the database at ``path``."""
 
     def __init__(
-        self, path: str, busy_timeout: float, loop: asyncio.AbstractEventLoop, sealing: SealingKey | None = None
+        self,
+        path: str,
+        busy_timeout: float,
+        loop: asyncio.AbstractEventLoop,
+        sealing: SealingKey | None = None,
+        nice: int = 0,
     ) -> None:
+        """``nice``: the child's nice value (``setpriority(2)``), added to what it inherits."""
         self._path = path
+        self._nice = nice
         self._sealing = sealing
         self._busy_timeout = busy_timeout
         self._loop = loop
@@ -155,7 +162,7 @@ class ProcessWriter:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
         argv = [sys.executable, "-P", "-m", "store.sqlite_writer", str(child.fileno()), self._path]
-        argv.append(repr(self._busy_timeout))
+        argv += [repr(self._busy_timeout), str(self._nice)]
         try:
             return subprocess.Popen(
                 argv, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
@@ -190,12 +197,18 @@ class ProcessWriter:
         await self.ensure_running()
         await self._queue(ops, seal)
 
+    def submit_wire(self, wire: Wire, seal: bool = False) -> asyncio.Future[None]:
+        """``submit`` for a batch already in wire tuples, while the child runs (else failed)."""
+        return self._queue_wire(wire, seal)
+
     def _queue(self, ops: Sequence[Op], seal: bool) -> asyncio.Future[None]:
+        return self._queue_wire(encode_ops(ops), seal)
+
+    def _queue_wire(self, wire: Wire, seal: bool) -> asyncio.Future[None]:
         future: asyncio.Future[None] = self._loop.create_future()
         if not self.running:
             future.set_exception(StoreUnavailable("the sqlite writer process is not running"))
             return future
-        wire = encode_ops(ops)
         size = sum(len(key) + len(value) for _, key, value in wire)
         if size > MAX_BATCH_BYTES:
             future.set_exception(StoreUnavailable(f"a batch of {size} bytes is over {MAX_BATCH_BYTES}"))

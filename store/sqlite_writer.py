@@ -5,7 +5,7 @@ inserts and WAL page writes, ~60 us of the ~130 us a 1:1 send cost on the loop t
 a writer *thread* cannot help: ``executemany`` takes the GIL back for every row, so under
 load the thread waits up to the switch interval per row (measured: under 1,000 sends/s).
 A process has its own GIL. ``store.sqlite`` starts one per store
-(``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT``) over a socketpair:
+(``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT [NICE]``) over a socketpair:
 
 parent -> child   ``("seal", header, siv, key)``  the sealing key (``store.crypto.SealingKey``)
                   ``("w", seq, batches)``  batches: ``[(seal, ((kind, key, value), ...)), ...]``,
@@ -29,6 +29,7 @@ WAL short (checkpoints) and written back, off the commit path.
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import socket
@@ -153,10 +154,12 @@ class _Child:
 
 
 def main(argv: list[str]) -> int:
-    """``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT``"""
+    """``python -P -m store.sqlite_writer FD PATH BUSY_TIMEOUT [NICE]``"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fd, path, busy_timeout = int(argv[0]), argv[1], float(argv[2])
+    if len(argv) > 3 and int(argv[3]) > 0:
+        os.nice(int(argv[3]))  # before any thread starts: the checkpoint copies inherit it
     sock = socket.socket(fileno=fd)
     try:
         return _Child(sock, path, busy_timeout).run()

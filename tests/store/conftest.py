@@ -19,7 +19,8 @@ from store.postgres import PostgresStore
 from store.sharded import ShardedStore, create_shards
 
 BACKENDS = [
-    "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-process", "sqlite-process-sealed", "postgres",
+    "memory", "memory-sealed", "sqlite", "sqlite-sealed", "sqlite-process", "sqlite-process-sealed", "sqlite-journal",
+    "sqlite-journal-sealed", "postgres",
     "postgres-sealed",
     "sharded", "sharded-sealed",
 ]  # fmt: skip
@@ -70,7 +71,8 @@ async def make_store(backend: str, tmp_path: Path, keyring: Keyring) -> AsyncIte
         elif backend.startswith("sharded"):
             inner = ShardedStore(shard_urls[0], open_raw)
         elif backend.startswith("sqlite"):
-            inner = SqliteStore(tmp_path / "store.db", writer="process" if "process" in backend else "inline")
+            mode = "process" if "process" in backend else "journal" if "journal" in backend else "inline"
+            inner = SqliteStore(tmp_path / "store.db", writer=mode)
         else:
             inner = PostgresStore(PG_DSN, table=table)
         return SealedStore(inner, keyring) if backend.endswith("-sealed") else inner

@@ -101,16 +101,19 @@ async def test_close_commits_queued_writes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["process", "inline"])
-async def test_acknowledged_writes_survive_sigkill(tmp_path: Path, writer: str) -> None:
+@pytest.mark.parametrize(("writer", "reopen"), [("process", "process"), ("inline", "inline"), ("journal", "journal"),
+                                                ("journal", "process")])  # fmt: skip
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path, writer: str, reopen: str) -> None:
     url = f"sqlite://{tmp_path}/crash.db?writer={writer}"
     data_key = secrets.token_bytes(32)
     acked = run_and_kill(url, data_key)
     assert len(acked) >= 3000
-    await assert_all_present(url, data_key, acked)
+    assert (writer == "journal") == bool(list(tmp_path.glob("crash.db-journal.*")))  # left by the kill
+    await assert_all_present(url.replace(f"writer={writer}", f"writer={reopen}"), data_key, acked)
+    assert not list(tmp_path.glob("crash.db-journal.*"))  # replayed, then deleted
 
 
-@pytest.mark.parametrize("writer", ["process", "inline"])
+@pytest.mark.parametrize("writer", ["process", "inline", "journal"])
 async def test_sealed_values_are_not_on_disk(tmp_path: Path, writer: WriterMode) -> None:
     secret = b"alice-secret-body"
     for sealed, db in ((True, tmp_path / "sealed"), (False, tmp_path / "plain")):

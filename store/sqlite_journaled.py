@@ -1,0 +1,251 @@
+"""The ``journal`` writer mode of ``store.sqlite``: acknowledge from the journal, commit behind.
+
+``JournalFront.write`` checks a batch's Inserts against the overlay and the database (on
+the loop, so check and record are one step), records its writes in the overlay
+(``store.overlay``) and resolves once the loop tick's batches are in the journal
+(``store.journal``: one ``write(2)`` per tick). The tick then goes to the writer process
+(``store.sqlite_process``), which runs at ``WRITER_NICE`` so that the loop and the
+clients it serves get the CPU first; its Inserts travel as Puts, since they were decided
+here. When the writer has committed a tick and every tick before it, their overlay
+entries go and so do the journal segments they filled. A failed commit (the writer died)
+sends every tick not yet committed again, in order: a replayed Put or Delete ends in the
+same state. Over ``MAX_UNCOMMITTED_OPS`` new writes wait for the writer.
+
+Limits: a store is one node's. Another process opening the same file sees a write once
+the writer committed it (milliseconds behind); two such processes could both accept an
+Insert of one key. The node therefore journals only its embedded default store
+(``timnode.daemon``); a ``--store sqlite://`` URL shared by several nodes keeps the
+``process`` writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from store.api import Delete, Insert, Op
+from store.errors import KeyExists, StoreUnavailable
+from store.journal import Batches, Journal
+from store.overlay import MISSING, Overlay, Unsealed
+from store.sqlite_process import ProcessWriter
+
+__all__ = ["JournalFront", "MAX_UNCOMMITTED_OPS", "WRITER_NICE"]
+
+log = logging.getLogger("store.sqlite")
+
+#: nice value of the writer process in journal mode (setpriority(2); its checkpoint copies
+#: run nicer still, ``store.sqlite_wal``)
+WRITER_NICE = 10
+#: acknowledged ops the writer has not committed, beyond which writes wait for it
+MAX_UNCOMMITTED_OPS = 200_000
+_RETRY_DELAY = 0.5
+
+_Wire = tuple[tuple[int, bytes, bytes], ...]
+
+
+@dataclass(slots=True)
+class _Tick:
+    number: int
+    batches: Batches
+    keys: list[bytes]
+    segment: int
+    committed: bool = False
+    attempt: int = 0
+    ops: int = field(default=0)
+
+
+class JournalFront:
+    """The journal, the overlay and the commits behind them, for one ``SqliteStore``."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        writer: ProcessWriter,
+        stored: Callable[[list[bytes]], set[bytes]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """``stored(keys)``: those of ``keys`` the database holds (a read on the loop)."""
+        self.overlay = Overlay()
+        self.journal = journal
+        self._writer = writer
+        self._stored = stored
+        self._loop = loop
+        self._tick = 0  # the last tick written to the journal
+        self._batches: list[tuple[bool, _Wire]] = []
+        self._futures: list[asyncio.Future[None]] = []
+        self._undo: list[tuple[bytes, tuple[bytes | None, int] | None]] = []
+        self._scheduled = False
+        self._uncommitted: deque[_Tick] = deque()
+        self.uncommitted_ops = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._resend: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    async def write(self, checked: Sequence[Op], seal: bool) -> None:
+        """Acknowledge ``checked`` (validated ops) once the journal holds it.
+
+        Raises:
+            KeyExists: an Insert found its key present; nothing of the batch applied.
+            StoreUnavailable: the journal write failed.
+        """
+        while not self._room.is_set():
+            await self._room.wait()
+        self._check_inserts(checked)
+        tick = self._tick + 1
+        overlay, undo = self.overlay, self._undo
+        wire: list[tuple[int, bytes, bytes]] = []
+        for op in checked:
+            if type(op) is Delete:
+                wire.append((2, op.key, b""))
+                undo.append((op.key, overlay.set(op.key, None, tick)))
+            else:
+                value = op.value  # type: ignore[union-attr]
+                wire.append((0, op.key, value))
+                undo.append((op.key, overlay.set(op.key, Unsealed(value) if seal else value, tick)))
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._batches.append((seal, tuple(wire)))
+        self._futures.append(future)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+        await future
+
+    def _check_inserts(self, ops: Sequence[Op]) -> None:
+        """Raise ``KeyExists`` as the writer would: ops in order, the overlay over the database."""
+        inserts = [op.key for op in ops if type(op) is Insert]
+        if not inserts:
+            return
+        present: dict[bytes, bool] = {}
+        unknown = []
+        for key in inserts:
+            seen = self.overlay.lookup(key)
+            if seen is MISSING:
+                unknown.append(key)
+            else:
+                present[key] = seen is not None
+        if unknown:
+            stored = self._stored(unknown)
+            present.update((key, key in stored) for key in unknown)
+        for op in ops:
+            if type(op) is Insert:
+                if present[op.key]:
+                    raise KeyExists(op.key)
+                present[op.key] = True
+            else:
+                present[op.key] = type(op) is not Delete
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batches, futures, undo = tuple(self._batches), self._futures, self._undo
+        self._batches, self._futures, self._undo = [], [], []
+        if not batches:
+            return
+        self._tick += 1
+        try:
+            segment = self.journal.append(batches)
+        except (OSError, ValueError) as exc:
+            for key, previous in reversed(undo):
+                self.overlay.restore(key, previous)
+            error = StoreUnavailable(f"sqlite journal write failed: {exc}")
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+        keys = [key for key, _ in undo]
+        tick = _Tick(self._tick, batches, keys, segment, ops=len(keys))
+        self._uncommitted.append(tick)
+        self.uncommitted_ops += tick.ops
+        self.ticks += 1
+        self._drained.clear()
+        if self.uncommitted_ops > MAX_UNCOMMITTED_OPS:
+            self._room.clear()
+        if self._resend is None:
+            self._commit(tick)
+
+    def _commit(self, tick: _Tick) -> None:
+        """Hand ``tick`` to the writer, in runs of batches with the same ``seal``."""
+        if not self._writer.running:  # died: restart it, then send every tick again in order
+            if self._resend is None:
+                self._resend = asyncio.ensure_future(self._send_again())
+            return
+        attempt = tick.attempt
+        runs: list[tuple[bool, list[tuple[int, bytes, bytes]]]] = []
+        for seal, ops in tick.batches:
+            if runs and runs[-1][0] == seal:
+                runs[-1][1].extend(ops)
+            else:
+                runs.append((seal, list(ops)))
+        waits = [self._writer.submit_wire(tuple(ops), seal) for seal, ops in runs]
+        done = asyncio.ensure_future(asyncio.gather(*waits))
+        done.add_done_callback(lambda f: self._committed(tick, attempt, f))
+
+    def _committed(self, tick: _Tick, attempt: int, done: asyncio.Future[list[None]]) -> None:
+        if attempt != tick.attempt:
+            return  # an earlier attempt; the tick was sent again since
+        if done.cancelled() or done.exception() is not None:
+            error = None if done.cancelled() else done.exception()
+            if self._resend is None:
+                log.warning("sqlite writer failed to commit journaled writes (%s): sending them again", error)
+                self._resend = asyncio.ensure_future(self._send_again())
+            return
+        tick.committed = True
+        self._release_committed()
+
+    def _release_committed(self) -> None:
+        released = False
+        while self._uncommitted and self._uncommitted[0].committed:
+            tick = self._uncommitted.popleft()
+            self.overlay.drop(tick.keys, tick.number)
+            self.uncommitted_ops -= tick.ops
+            released = True
+        if not released:
+            return
+        if self._uncommitted:
+            self.journal.release(self._uncommitted[0].segment)
+        else:
+            self.journal.release(self.journal.segment)
+            self._drained.set()
+        if self.uncommitted_ops <= MAX_UNCOMMITTED_OPS // 2:
+            self._room.set()
+
+    async def _send_again(self) -> None:
+        """Restart the writer if it died, then send every uncommitted tick again, in order."""
+        while True:
+            try:
+                await self._writer.ensure_running()
+                break
+            except StoreUnavailable as exc:
+                log.error("sqlite writer restart failed (%s); trying again", exc)
+                await asyncio.sleep(_RETRY_DELAY)
+        await asyncio.sleep(0)  # let the replies to the failed frame settle first
+        self._resend = None
+        for tick in list(self._uncommitted):
+            tick.attempt += 1
+            tick.committed = False
+            self._commit(tick)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until the writer committed everything acknowledged; False on timeout."""
+        if self._scheduled:
+            self._flush()
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def describe(self) -> dict[str, int]:
+        return {
+            "journal_segment": self.journal.segment,
+            "uncommitted_ops": self.uncommitted_ops,
+            "overlay_keys": len(self.overlay),
+        }
