@@ -1,9 +1,9 @@
 """The write-ahead journal of a SQLite store in ``journal`` writer mode.
 
-Why: with the writer process on the acknowledgement path, a durable send waited for a
+Why: with the writer process on the acknowledgement path, a durable send waits for a
 round trip to another process and its ``COMMIT``; on a 2-core box at half the node's
-maximum rate node, writer and load generator kept ~1.6 cores busy and the paced p99 was
-30-80 ms. In journal mode the node appends each loop tick's batches to this file with one
+maximum rate node, writer and load generator keep ~1.6 cores busy and the paced p99 was
+30-80 ms. In journal mode the store's process appends each loop tick's batches to this file with one
 ``write(2)`` and acknowledges them once it returned (the bytes are in the kernel: they
 survive ``kill -9`` of the node, as a SQLite commit under ``synchronous=NORMAL`` does);
 the writer process, at a lower priority, commits them to SQLite behind
@@ -79,6 +79,7 @@ class Journal:
         self._fd = -1
         self._segment = 0
         self._size = 0
+        self._released = 0  # segments below this number are deleted
 
     @property
     def segment(self) -> int:
@@ -125,9 +126,12 @@ class Journal:
 
     def release(self, below: int) -> None:
         """Delete the segments numbered below ``below`` (the writer committed all of them)."""
+        if below <= self._released:
+            return
         for number, path in segment_paths(self._db_path):
             if number < below and number != self._segment:
                 path.unlink(missing_ok=True)
+        self._released = below
 
     def remove_all(self) -> None:
         """Close and delete every segment (all of it is committed)."""

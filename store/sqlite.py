@@ -12,8 +12,11 @@ Writes (``writer=``):
 * ``"inline"`` (the class default: tests, tools, short-lived stores): batches submitted
   during one loop iteration are committed together on the event loop thread by a
   ``call_soon`` callback (``_InlineWriter``).
+* ``"journal"`` (opt-in): acknowledged from a journal, committed behind by the writer
+  process, read through an overlay meanwhile (``store.sqlite_journaled``). Every mode
+  replays a journal a crash left behind when it opens (``store.journal``).
 
-Both apply a group with ``store.sqlite_commit.commit_group``: one ``BEGIN IMMEDIATE``
+Inline and process writers apply a group with ``store.sqlite_commit.commit_group``: one ``BEGIN IMMEDIATE``
 transaction, ``KeyExists`` fails only its own batch, any other error fails the group with
 ``StoreUnavailable``.
 

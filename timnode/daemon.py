@@ -139,8 +139,6 @@ class Node:
         url = self.config.resolved_store_url()
         if not self.config.no_store:  # <data-dir>/shards.json makes the store sharded
             url = store_admin.store_url(self.config.store, self.data_dir, url)
-            if not self.config.store and url.startswith("sqlite://"):
-                url += "?writer=journal"  # this node's own file: acknowledge from the journal
         backend = open_store(url, None if self.config.no_store else keyring)
         sharded = find_sharded(backend)
         if sharded is not None:  # register in the store as a member; StoreCoordination resumes

@@ -1,0 +1,113 @@
+"""The ``journal`` writer mode: reads through the overlay while the writer lags, a writer that
+dies, and the overlay's scan merge against a model (Hypothesis)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from store import Delete, Insert, KeyExists, Put, SqliteStore
+from store.overlay import Overlay, merge_scan
+
+
+async def stopped_writer_store(tmp_path: Path) -> tuple[SqliteStore, int]:
+    store = SqliteStore(tmp_path / "j.db", writer="journal")
+    await store.open()
+    pid = store.describe()["writer_pid"]
+    return store, pid
+
+
+async def test_reads_see_acknowledged_writes_while_the_writer_is_stopped(tmp_path: Path) -> None:
+    store, pid = await stopped_writer_store(tmp_path)
+    model = {b"k%02d" % i: b"db%d" % i for i in range(0, 40, 2)}
+    await store.write([Put(k, v) for k, v in model.items()])
+    assert store._front is not None and await store._front.drain(10)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        changes = [Put(b"k%02d" % i, b"new%d" % i) for i in range(1, 40, 3)] + [Delete(b"k%02d" % i) for i in (0, 4, 8)]
+        await store.write(changes)
+        for op in changes:
+            if isinstance(op, Delete):
+                model.pop(op.key, None)
+            else:
+                model[op.key] = op.value
+        await store.write([Insert(b"fresh", b"1")])
+        model[b"fresh"] = b"1"
+        with pytest.raises(KeyExists):
+            await store.write([Insert(b"k02", b"x")])  # in the database only
+        with pytest.raises(KeyExists):
+            await store.write([Insert(b"fresh", b"x")])  # in the overlay only
+        await store.write([Insert(b"k00", b"again")])  # deleted in the overlay
+        model[b"k00"] = b"again"
+        assert store.describe()["uncommitted_ops"] > 0
+        await assert_reads(store, model)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert await store._front.drain(10)
+    assert store.describe()["overlay_keys"] == 0
+    await assert_reads(store, model)
+    await store.close()
+    assert not list(tmp_path.glob("j.db-journal.*"))  # all committed: the journal is gone
+
+
+async def assert_reads(store: SqliteStore, model: dict[bytes, bytes]) -> None:
+    ordered = sorted(model.items())
+    assert await store.scan(b"", b"\xff", limit=1000) == ordered
+    assert await store.scan(b"k", b"l", limit=5) == [kv for kv in ordered if kv[0].startswith(b"k")][:5]
+    assert await store.scan(b"k", b"l", limit=7, reverse=True) == [kv for kv in ordered[::-1] if b"k" <= kv[0]][:7]
+    keys = [b"k%02d" % i for i in range(42)] + [b"fresh"]
+    assert await store.get_many(keys) == {k: model[k] for k in keys if k in model}
+    for key in keys[:12]:
+        assert await store.get(key) == model.get(key)
+
+
+async def test_a_killed_writer_is_restarted_and_gets_every_uncommitted_tick_again(tmp_path: Path) -> None:
+    store, pid = await stopped_writer_store(tmp_path)
+    os.kill(pid, signal.SIGSTOP)
+    for i in range(50):
+        await store.write([Put(b"w%03d" % i, b"v%d" % i), Delete(b"w%03d" % (i - 1))])
+    os.kill(pid, signal.SIGKILL)
+    assert store._front is not None and await store._front.drain(20)
+    assert store.describe()["writer_pid"] != pid
+    await store.close()
+    plain = SqliteStore(tmp_path / "j.db")  # what the database itself holds
+    await plain.open()
+    assert await plain.scan(b"w", b"x", limit=100) == [(b"w049", b"v49")]
+    await plain.close()
+
+
+_keys = st.binary(min_size=1, max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    db=st.dictionaries(_keys, st.binary(max_size=2), max_size=30),
+    writes=st.lists(st.tuples(_keys, st.one_of(st.none(), st.binary(max_size=2))), max_size=30),
+    bounds=st.tuples(_keys, _keys),
+    limit=st.integers(1, 12),
+    reverse=st.booleans(),
+)
+def test_merge_scan_matches_a_model(
+    db: dict[bytes, bytes],
+    writes: list[tuple[bytes, bytes | None]],
+    bounds: tuple[bytes, bytes],
+    limit: int,
+    reverse: bool,
+) -> None:
+    start, end = sorted(bounds)
+    overlay = Overlay()
+    model: dict[bytes, bytes | None] = dict(db)
+    for tick, (key, value) in enumerate(writes):
+        overlay.set(key, value, tick)
+        model[key] = value
+    laid = overlay.in_range(start, end)
+    fetch = limit + len(laid)
+    rows = sorted((kv for kv in db.items() if start <= kv[0] < end), reverse=reverse)[:fetch]
+    got = merge_scan(rows, laid, limit, reverse, complete=len(rows) < fetch)
+    expected = sorted(((k, v) for k, v in model.items() if v is not None and start <= k < end), reverse=reverse)
+    assert got == expected[:limit]
