@@ -77,11 +77,17 @@ class NodeDialect:
 
     subprotocol: str | None = "timnode.v1.proto"
 
+    def __init__(self) -> None:
+        #: the node's send epoch, as the SDK keeps it (``im.send_epoch``): one per node
+        self.send_epoch = ""
+
     def hello(self, req_id: int, user: str, password: str) -> bytes:
         register = pb.Register(user=user, password=password, device="bench")
         return pb.ClientFrame(id=req_id, register=register).SerializeToString()
 
     def send(self, req_id: int, to: str, payload: bytes, client_msg_id: str) -> bytes:
+        if self.send_epoch:
+            client_msg_id = f"{self.send_epoch}:{client_msg_id}"
         body = pb.Send(to=to, type=1, data=payload, client_msg_id=client_msg_id)
         return pb.ClientFrame(id=req_id, send=body).SerializeToString()
 
@@ -92,6 +98,11 @@ class NodeDialect:
         msg = pb.ServerFrame.FromString(frame)
         body = msg.WhichOneof("body")
         if msg.id:
+            if body == "sent":
+                if msg.sent.send_epoch:
+                    self.send_epoch = msg.sent.send_epoch
+            elif body == "session" and msg.session.send_epoch:
+                self.send_epoch = msg.session.send_epoch
             return (REPLY, msg.id, int(msg.error.code) if body == "error" else 0)
         if body == "message":
             return (PUSH, msg.message.id, msg.message.data)

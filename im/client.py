@@ -183,6 +183,7 @@ class Client:
         self._push_max = 0
         self._held: list[pb.Message] = []  # live pushes while syncing, delivered after the sync
         self._reader: asyncio.Task[None] | None = None
+        self._send_epoch = ""  # the node's, for new client message ids (im.send_epoch)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,7 +257,7 @@ class Client:
 
         ``burn``: burn after reading (the recipient calls :meth:`burn` once it was shown).
         """
-        req = pb.Send(to=to, type=type, client_msg_id=client_msg_id or secrets.token_hex(12))
+        req = pb.Send(to=to, type=type, client_msg_id=client_msg_id or self._new_client_msg_id())
         req.burn, req.burn_seconds = burn, burn_seconds
         if data is not None:
             req.data = data
@@ -265,7 +266,15 @@ class Client:
         if ext:
             req.ext.update(ext)
         reply = await asyncio.wait_for(self._request_retrying(pb.ClientFrame(send=req)), timeout)
+        if reply.sent.send_epoch:
+            self._send_epoch = reply.sent.send_epoch
         return reply.sent
+
+    def _new_client_msg_id(self) -> str:
+        """Random, behind the node's send epoch when one is known: the node then need not
+        read its store to know the id unused (protocol.md §5, ``im.send_epoch``)."""
+        token = secrets.token_hex(12)
+        return f"{self._send_epoch}:{token}" if self._send_epoch else token
 
     async def history(self, peer: str, before: int = 0, limit: int = 50) -> pb.MessagePage:
         reply = await self._request_retrying(pb.ClientFrame(history=pb.History(peer=peer, before=before, limit=limit)))
@@ -530,6 +539,7 @@ class Client:
             await ws.close()
             raise
         self._ws, self.url, self.session = ws, url, session
+        self._send_epoch = session.send_epoch
         self._reader = reader
         if session.acked_cursor > self.cursor:
             self.cursor = session.acked_cursor

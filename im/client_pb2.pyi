@@ -609,7 +609,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ..., retry_after: _Optional[float] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("user", "device", "token", "token_expires_at", "acked_cursor", "server_time", "node", "store")
+    __slots__ = ("user", "device", "token", "token_expires_at", "acked_cursor", "server_time", "node", "store", "send_epoch")
     USER_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
@@ -618,6 +618,7 @@ class Session(_message.Message):
     SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    SEND_EPOCH_FIELD_NUMBER: _ClassVar[int]
     user: str
     device: str
     token: str
@@ -626,21 +627,24 @@ class Session(_message.Message):
     server_time: int
     node: str
     store: bool
-    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., token: _Optional[str] = ..., token_expires_at: _Optional[int] = ..., acked_cursor: _Optional[int] = ..., server_time: _Optional[int] = ..., node: _Optional[str] = ..., store: _Optional[bool] = ...) -> None: ...
+    send_epoch: str
+    def __init__(self, user: _Optional[str] = ..., device: _Optional[str] = ..., token: _Optional[str] = ..., token_expires_at: _Optional[int] = ..., acked_cursor: _Optional[int] = ..., server_time: _Optional[int] = ..., node: _Optional[str] = ..., store: _Optional[bool] = ..., send_epoch: _Optional[str] = ...) -> None: ...
 
 class Sent(_message.Message):
-    __slots__ = ("message_id", "timestamp", "duplicate", "delivered_devices", "seq")
+    __slots__ = ("message_id", "timestamp", "duplicate", "delivered_devices", "send_epoch", "seq")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    SEND_EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     message_id: int
     timestamp: int
     duplicate: bool
     delivered_devices: int
+    send_epoch: str
     seq: int
-    def __init__(self, message_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., duplicate: _Optional[bool] = ..., delivered_devices: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
+    def __init__(self, message_id: _Optional[int] = ..., timestamp: _Optional[int] = ..., duplicate: _Optional[bool] = ..., delivered_devices: _Optional[int] = ..., send_epoch: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class MessagePage(_message.Message):
     __slots__ = ("messages", "more", "cursor", "unread")

@@ -26,6 +26,7 @@ from im.ids import MessageIdGenerator
 from im.keys import KeySchema, unpack_id
 from im.metrics import ImMetrics
 from im.recent import RecentMap, join_key, pack_ints, split_pair, unpack_ints
+from im.send_epoch import SendEpochs
 from im.sessions import Push, Session, SessionRegistry
 from store.api import Insert, Op, Put, RecordStore
 from store.batch import prefix_within
@@ -80,7 +81,10 @@ class Messenger:
         durable: bool,
         limits: MessageLimits,
         metrics: ImMetrics,
+        exclusive_store: bool = False,
     ) -> None:
+        """``exclusive_store``: no other process writes ``store``, which send epochs need
+        (``im.send_epoch``); with a shared store every client message id is checked."""
         self._store = store
         self._keys = keys
         self._accounts = accounts
@@ -95,6 +99,7 @@ class Messenger:
         # keep the maps' dicts out of the garbage collector's walks (im/recent.py; measured: gen2
         # pauses of 30-180 ms under load with pb.Sent values, 22-50 ms with tuples of ints)
         self._sent: RecentMap[str, int] = RecentMap(_RECENT)
+        self.epochs = SendEpochs(self._sent, enabled=durable and exclusive_store)
         self._inflight: dict[str, asyncio.Future[pb.Sent]] = {}
         self._parties: RecentMap[int, str] = RecentMap(_RECENT_PARTIES)  # message id -> join_key(from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
@@ -123,6 +128,13 @@ class Messenger:
         return sum(len(k.encode()) + len(v.encode()) for k, v in req.ext.items()) > _MAX_EXT_BYTES
 
     async def send(self, session: Session, req: pb.Send) -> pb.Sent:
+        sent = await self._send(session, req)
+        epoch = self.epochs.current
+        if session.send_epoch != epoch:  # tell the client the newer epoch once (im/send_epoch.py)
+            session.send_epoch = sent.send_epoch = epoch
+        return sent
+
+    async def _send(self, session: Session, req: pb.Send) -> pb.Sent:
         self._validate(req)
         cmid = req.client_msg_id
         if not cmid:
@@ -137,9 +149,11 @@ class Messenger:
             return self._duplicate(await asyncio.shield(pending))
         future: asyncio.Future[pb.Sent] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        fresh = self.epochs.known_fresh(key, cmid)
         try:
-            sent = await self._send_new(session, req)
+            sent = await self._send_new(session, req, fresh=fresh)
         except BaseException as exc:
+            self.epochs.doubt(key)  # perhaps stored (an error after the write): a retry must find it
             future.set_exception(exc)
             future.exception()  # mark retrieved
             raise
@@ -149,6 +163,8 @@ class Messenger:
             future.set_result(sent)
         if sent.timestamp >= 0:  # a clock before 1970 cannot be packed; the store still answers retries
             self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp))
+        else:
+            self.epochs.doubt(key)
         return sent
 
     def _duplicate(self, sent: pb.Sent) -> pb.Sent:
@@ -163,7 +179,9 @@ class Messenger:
         result = rec.SendResult.FromString(raw)
         return pb.Sent(message_id=result.message_id, timestamp=result.timestamp)
 
-    async def _send_new(self, session: Session, req: pb.Send) -> pb.Sent:
+    async def _send_new(self, session: Session, req: pb.Send, *, fresh: bool = False) -> pb.Sent:
+        """Store and push a new message; ``fresh``: its client message id is known unused
+        here (``im.send_epoch``), so its idempotency record is a Put, not a checked Insert."""
         # A retry of a send acknowledged before a restart is caught by the batch's Insert of
         # the idempotency record (KeyExists: nothing of the batch applies), not by a read first.
         result_key = (
@@ -175,7 +193,7 @@ class Messenger:
         message = self._build(session, req, self._ids.next_id(now), now)
         if self.durable:
             try:
-                await self._store.write(self._rows(message, result_key))
+                await self._store.write(self._rows(message, result_key, fresh))
             except KeyExists:
                 earlier = await self._stored_result(result_key)
                 if earlier is None:
@@ -235,7 +253,7 @@ class Messenger:
         setattr(message, "from", session.user)
         return message
 
-    def _rows(self, message: pb.Message, result_key: bytes) -> list[Op]:
+    def _rows(self, message: pb.Message, result_key: bytes, fresh: bool = False) -> list[Op]:
         sender = getattr(message, "from")
         raw = message.SerializeToString()
         ops: list[Op] = [Put(self._keys.inbox(sender, message.id), raw)]
@@ -243,8 +261,8 @@ class Messenger:
             ops.append(Put(self._keys.inbox(message.to, message.id), raw))
         ops.append(Put(self._keys.conversation(sender, message.to, message.id), raw))
         if result_key:
-            result = rec.SendResult(message_id=message.id, timestamp=message.timestamp)
-            ops.append(Insert(result_key, result.SerializeToString()))
+            result = rec.SendResult(message_id=message.id, timestamp=message.timestamp).SerializeToString()
+            ops.append(Put(result_key, result) if fresh else Insert(result_key, result))
         return ops
 
     def _fan_out(self, origin: Session, message: pb.Message) -> int:

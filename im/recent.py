@@ -76,7 +76,7 @@ def unpack_ints(packed: int, count: int) -> tuple[int, ...]:
 class RecentMap(Generic[K, V]):
     """At most ``limit`` entries, always the newest ``(generations - 1) * (limit // generations)``."""
 
-    __slots__ = ("limit", "_per_generation", "_keep", "_newest", "_older")
+    __slots__ = ("limit", "_per_generation", "_keep", "_newest", "_older", "generation")
 
     def __init__(self, limit: int, generations: int = GENERATIONS) -> None:
         if generations < 2 or limit < generations:
@@ -86,6 +86,14 @@ class RecentMap(Generic[K, V]):
         self._keep = generations - 1
         self._newest: dict[K, V] = {}
         self._older: tuple[dict[K, V], ...] = ()  # newest first
+        #: how many times the newest generation was started: an entry remembered during
+        #: generation g is held while ``generation - g <= keep`` (``im.send_epoch``)
+        self.generation = 0
+
+    @property
+    def keep(self) -> int:
+        """Older generations held beside the newest."""
+        return self._keep
 
     def remember(self, key: K, value: V) -> None:
         """Set ``key`` (in the newest generation, where it shadows an older value)."""
@@ -94,6 +102,7 @@ class RecentMap(Generic[K, V]):
         if len(newest) >= self._per_generation:
             self._older = (newest, *self._older[: self._keep - 1])
             self._newest = {}
+            self.generation += 1
 
     def get(self, key: K) -> V | None:
         value = self._newest.get(key)
@@ -107,6 +116,7 @@ class RecentMap(Generic[K, V]):
     def clear(self) -> None:
         self._newest = {}
         self._older = ()
+        self.generation += self._keep + 1  # nothing of any earlier generation is held
 
     def __contains__(self, key: object) -> bool:
         return key in self._newest or any(key in generation for generation in self._older)

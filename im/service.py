@@ -244,7 +244,10 @@ class ImService:
             raise ImError(pb.DEVICE_LIMIT, f"at most {self.registry.max_devices} devices may be logged in")
         if not conn.is_open():  # the client left while its login was being checked: no ghost session
             raise ImError(pb.BAD_REQUEST, "connection closed during login")
-        session = Session(user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked)
+        epoch = self.messenger.epochs.current
+        session = Session(
+            user=user, device=device, sink=conn.sink, login_at=self._now(), token=token, acked=acked, send_epoch=epoch
+        )
         conn.session = session
         if self.registry.add(session) and not was_online:
             await self._announce(user, online=True)
@@ -260,6 +263,7 @@ class ImService:
                 server_time=self._now_ms(),
                 node=self.options.node_id,
                 store=self.options.durable,
+                send_epoch=epoch,
             )
         )
 

@@ -66,6 +66,7 @@ class Session:
     token: str = ""
     acked: int = 0
     watching: set[str] = field(default_factory=set)
+    send_epoch: str = ""  # the last send epoch this session was told (im.send_epoch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,9 +118,15 @@ class Journal:
             self._open_segment(self._segment + 1)
         record = self._encode(batches)
         view = memoryview(record)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            # part of the record may be there: the next ones go to a new segment, so a replay
+            # of this one stops at the torn record and goes on with the next segment
+            self._open_segment(self._segment + 1)
+            raise
         self._size += len(record)
         return self._segment
 

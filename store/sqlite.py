@@ -376,9 +376,6 @@ class SqliteStore(RecordStore):
             return
         pending = self._submit(tuple(ops), seal=True)
         if pending is not None:
-            if os.environ.get("TN_HACK_NOWAIT"):
-                asyncio.ensure_future(pending)
-                return
             await pending
 
     async def _write(self, ops: Sequence[Op], *, seal: bool) -> None:

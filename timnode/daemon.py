@@ -101,6 +101,7 @@ class Node:
         self.data_dir = pathlib.Path(config.data_dir).expanduser()
         self.started_at = time.time()
         self.store: RecordStore | None = None
+        self.store_journaled = False  # the embedded default store, acknowledged from its journal
         self.server: PortServer | None = None
         self.gateway: Gateway | None = None
         self.service: ImService | None = None
@@ -139,6 +140,9 @@ class Node:
         url = self.config.resolved_store_url()
         if not self.config.no_store:  # <data-dir>/shards.json makes the store sharded
             url = store_admin.store_url(self.config.store, self.data_dir, url)
+            if not self.config.store and url.startswith("sqlite://"):  # this node's own file
+                url += "?writer=journal"  # acknowledged from the journal (store/sqlite_journaled.py)
+                self.store_journaled = True  # and written by this node alone: send epochs
         backend = open_store(url, None if self.config.no_store else keyring)
         sharded = find_sharded(backend)
         if sharded is not None:  # register in the store as a member; StoreCoordination resumes
@@ -198,6 +202,7 @@ class Node:
             durable=not self.config.no_store,
             limits=MessageLimits(self.config.max_message_bytes),
             metrics=self.metrics,
+            exclusive_store=self.store_journaled,
         )
         loop = asyncio.get_running_loop()
         return ImService(

@@ -83,7 +83,7 @@ class Harness:
         self.messenger = Messenger(
             store=self.store, keys=keys, accounts=self.accounts, registry=self.registry,
             ids=MessageIdGenerator(7), now_ms=self.clock.now_ms, durable=durable, limits=MessageLimits(1000),
-            metrics=self.metrics,
+            metrics=self.metrics, exclusive_store=True,
         )  # fmt: skip
         self.service = ImService(
             accounts=self.accounts, registry=self.registry, messenger=self.messenger, throttle=LoginThrottle(),

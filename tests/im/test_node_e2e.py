@@ -208,6 +208,23 @@ async def test_a_node_given_another_data_key_refuses_to_start(node_factory: Call
         await Client(node.url, "erin", "other-password", register=True, reconnect=False).connect()
 
 
+async def test_only_a_node_writing_its_store_alone_hands_out_send_epochs(
+    node_factory: Callable[..., NodeProcess], tmp_path: object
+) -> None:
+    own = node_factory()  # the embedded default store: journaled, this node's alone
+    shared = node_factory("--store", f"sqlite://{tmp_path}/shared.db")  # others may open it
+    async with Client(own.url, "gina", "gina-password", register=True) as gina:
+        epoch = gina.session.send_epoch if gina.session else ""
+        sent = await gina.send("gina", "to myself")
+        page = (await gina.request(pb.ClientFrame(sync=pb.Sync(after=0, limit=10)))).page
+    assert epoch and page.messages[0].client_msg_id.startswith(epoch + ":") and sent.message_id
+    async with Client(shared.url, "hank", "hank-password", register=True) as hank:
+        assert hank.session is not None and hank.session.send_epoch == ""
+        await hank.send("hank", "to myself")
+        page = (await hank.request(pb.ClientFrame(sync=pb.Sync(after=0, limit=10)))).page
+    assert ":" not in page.messages[0].client_msg_id
+
+
 def test_unknown_config_key_is_a_clear_error(node_factory: Callable[..., NodeProcess], tmp_path: object) -> None:
     import pathlib
 

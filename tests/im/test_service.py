@@ -9,6 +9,7 @@ import pytest
 from im import client_pb2 as pb
 from im import messaging
 from im.errors import ImError
+from store.api import Insert
 from store.memory import MemoryStore
 from tests.im.harness import FakeConnection, Harness
 
@@ -326,3 +327,32 @@ async def test_device_cursor_persists_acks() -> None:
     await h.service.end_session(bob.session)  # type: ignore[arg-type]
     again = await h.login("bob", "laptop")
     assert again.session is not None and again.session.acked == sent.message_id
+
+
+async def test_a_send_epoch_spares_the_store_check_only_while_it_is_current() -> None:
+    h = await Harness.create()
+    alice, bob = await h.register("alice"), await h.register("bob")
+    epoch = alice.session.send_epoch if alice.session is not None else ""
+    assert epoch
+    batches: list[list[object]] = []
+    write = h.store.write
+
+    async def recording(ops: list[object]) -> None:
+        batches.append(list(ops))
+        await write(ops)  # type: ignore[arg-type]
+
+    h.store.write = recording  # type: ignore[method-assign]
+    first = await h.send(alice, "bob", "one", cmid=f"{epoch}:1")
+    assert not any(isinstance(op, Insert) for op in batches[-1])  # known fresh: a Put
+    assert not first.send_epoch  # the session knows the epoch already
+    assert (await h.send(alice, "bob", "one", cmid=f"{epoch}:1")).duplicate  # the map holds it
+    await h.send(alice, "bob", "two", cmid="no-epoch")
+    assert any(isinstance(op, Insert) for op in batches[-1])  # checked
+    h.messenger._sent.clear()  # as after a restart: the epoch no longer vouches for the map
+    third = await h.send(alice, "bob", "one", cmid=f"{epoch}:1")
+    assert third.duplicate and third.message_id == first.message_id  # found by the checked Insert
+    assert third.send_epoch and third.send_epoch != epoch  # told once, then not again
+    assert not (await h.send(alice, "bob", "three", cmid=f"{third.send_epoch}:3")).send_epoch
+    assert not any(isinstance(op, Insert) for op in batches[-1])
+    stored = {m.id: m.text for m in bob.messages()}  # a retry found in the store is pushed again, same id
+    assert sorted(stored.values()) == ["one", "three", "two"]
