@@ -5,14 +5,14 @@ but not an OS crash or power loss (https://sqlite.org/pragma.html#pragma_synchro
 
 Writes (``writer=``):
 
-* ``"process"`` (what ``store.factory`` opens for a node): a writer process of its own
+* ``"process"`` (what ``store.factory`` opens for a URL without ``?writer=``): a writer process of its own
   commits the batches (``store.sqlite_process``, ``store.sqlite_writer``), so SQLite's
   B-tree and WAL work runs on another core while the event loop keeps serving; batches
   that arrive while it commits form the next group.
 * ``"inline"`` (the class default: tests, tools, short-lived stores): batches submitted
   during one loop iteration are committed together on the event loop thread by a
   ``call_soon`` callback (``_InlineWriter``).
-* ``"journal"`` (opt-in): acknowledged from a journal, committed behind by the writer
+* ``"journal"`` (the node's embedded default store): acknowledged from a journal, committed behind by the writer
   process, read through an overlay meanwhile (``store.sqlite_journaled``). Every mode
   replays a journal a crash left behind when it opens (``store.journal``).
 

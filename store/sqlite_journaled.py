@@ -14,9 +14,11 @@ same state. Over ``MAX_UNCOMMITTED_OPS`` new writes wait for the writer.
 
 Limits: a store is one process's. Another process opening the same file sees a write once
 the writer committed it (milliseconds behind); two such processes could both accept an
-Insert of one key. Not a node's default: the chat benchmark measured a lower paced p99 at
-the same rate but a ~25 % lower maximum, since the journal, the overlay and the Insert
-reads move work onto the node's loop (bench/README, "acknowledging from a journal").
+Insert of one key. So the node journals only its embedded default store
+(``timnode.daemon``); a ``--store sqlite://`` URL, which several nodes may share, keeps
+the ``process`` writer. Durability is the WAL's under ``synchronous=NORMAL``: the journal
+survives ``kill -9`` of the node, not a power loss (it is never ``fsync``ed; a segment is
+usually deleted before the kernel writes it back).
 """
 
 from __future__ import annotations
