@@ -272,6 +272,7 @@ export class ChatClient extends EventTarget {
     this.cursor = "0";
     this.hadCursor = false;
     this.session = null;
+    this.sendEpoch = "";
     this.conn = null;
     this.stopped = true;
     this.seen = new Set();
@@ -378,8 +379,14 @@ export class ChatClient extends EventTarget {
 
   // ------------------------------------------------------------------ operations
 
+  /** A new clientMsgId, behind the node's send epoch when it gave one: the node then need
+   *  not read its store to know the id unused (docs/protocol.md §7). */
+  _newClientMsgId() {
+    return this.sendEpoch ? `${this.sendEpoch}:${newId()}` : newId();
+  }
+
   /** Queue a text message; retried across reconnects with the same clientMsgId. */
-  send(to, text, { type = 1, ext = undefined, clientMsgId = newId() } = {}) {
+  send(to, text, { type = 1, ext = undefined, clientMsgId = this._newClientMsgId() } = {}) {
     const item = { to, text, type, clientMsgId, createdAt: Date.now() };
     if (ext && Object.keys(ext).length) item.ext = ext;
     this.outbox.push(item);
@@ -389,7 +396,7 @@ export class ChatClient extends EventTarget {
   }
 
   /** Queue a group message (groupSend), retried like send(); `sent` carries the item. */
-  sendGroup(group, text, { type = 1, clientMsgId = newId() } = {}) {
+  sendGroup(group, text, { type = 1, clientMsgId = this._newClientMsgId() } = {}) {
     const item = { group, to: "", text, type, clientMsgId, createdAt: Date.now() };
     this.outbox.push(item);
     this._saveOutbox();
@@ -518,6 +525,7 @@ export class ChatClient extends EventTarget {
     try {
       const session = await this._login(conn);
       this.session = session;
+      this.sendEpoch = session.sendEpoch || "";
       this.token = session.token || this.token;
       if (session.device) this.device = session.device;
       this.storage.set(this.user, "token", this.token);
@@ -714,6 +722,7 @@ export class ChatClient extends EventTarget {
         if (item.ext) body.ext = item.ext;
         try {
           const { sent = {} } = await this.conn.request(item.group ? "groupSend" : "send", body);
+          if (sent.sendEpoch) this.sendEpoch = sent.sendEpoch;
           const messageId = String(sent.messageId || "0");
           this._remember(messageId); // our own send: a later sync need not deliver it again
           this._dropFromOutbox(item);
