@@ -4,7 +4,12 @@
 (``store.journal``) and commits it to SQLite later, so reads consult this overlay first:
 a key's newest acknowledged value, or ``None`` for a delete, beside a sorted key list for
 scans. An entry leaves when the writer committed the write that made it (``drop``), unless
-a later write of the key replaced it meanwhile. ``Unsealed`` marks a value the writer
+a later write of the key replaced it meanwhile. For scans the keys are kept sorted per
+partition (``store.shardmap.partition_of``: the first 17 bytes, a user's inbox or a
+conversation), where the layers above keep their scans; a short list per partition takes
+an insert or a removal in a few hundred nanoseconds, where one sorted list of every key
+cost ~15 % of the loop at the maximum rate (tens of thousands of keys, each ``insort`` and
+``del`` moving its tail). A scan across partitions sorts the keys in its range. ``Unsealed`` marks a value the writer
 process is to seal (``SealedStore`` returns it as it is instead of unsealing it).
 """
 
@@ -12,6 +17,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+
+from store.api import prefix_end
+from store.shardmap import PARTITION_BYTES
 
 __all__ = ["Overlay", "Unsealed", "MISSING", "merge_scan"]
 
@@ -31,7 +39,7 @@ class Overlay:
 
     def __init__(self) -> None:
         self._entries: dict[bytes, tuple[bytes | None, int]] = {}
-        self._keys: list[bytes] = []  # sorted
+        self._parts: dict[bytes, list[bytes]] = {}  # partition -> its keys, sorted
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -45,7 +53,11 @@ class Overlay:
         """Record a write; the entry it replaced (for ``restore``), or None."""
         previous = self._entries.get(key)
         if previous is None:
-            bisect.insort(self._keys, key)
+            part = self._parts.get(key[:PARTITION_BYTES])
+            if part is None:
+                self._parts[key[:PARTITION_BYTES]] = [key]
+            else:
+                bisect.insort(part, key)
         self._entries[key] = (value, tick)
         return previous
 
@@ -54,7 +66,7 @@ class Overlay:
         if previous is not None:
             self._entries[key] = previous
         elif self._entries.pop(key, None) is not None:
-            self._remove_key(key)
+            self._forget(key)
 
     def drop(self, keys: Iterable[bytes], tick: int) -> None:
         """The writer committed tick ``tick``: forget its entries not rewritten since."""
@@ -63,21 +75,29 @@ class Overlay:
             entry = entries.get(key)
             if entry is not None and entry[1] <= tick:
                 del entries[key]
-                self._remove_key(key)
+                self._forget(key)
 
     def in_range(self, start: bytes, end: bytes) -> list[tuple[bytes, bytes | None]]:
         """Entries with ``start <= key < end``, ascending."""
-        keys = self._keys
-        lo = bisect.bisect_left(keys, start)
-        hi = bisect.bisect_left(keys, end, lo)
         entries = self._entries
-        return [(k, entries[k][0]) for k in keys[lo:hi]]
+        if not entries:
+            return []
+        partition = start[:PARTITION_BYTES]
+        if len(partition) == PARTITION_BYTES and end <= prefix_end(partition):
+            keys = self._parts.get(partition, [])
+            lo = bisect.bisect_left(keys, start)
+            chosen = keys[lo : bisect.bisect_left(keys, end, lo)]
+        else:
+            chosen = sorted(k for k in entries if start <= k < end)
+        return [(k, entries[k][0]) for k in chosen]
 
-    def _remove_key(self, key: bytes) -> None:
-        keys = self._keys
-        index = bisect.bisect_left(keys, key)
-        if index < len(keys) and keys[index] == key:
-            del keys[index]
+    def _forget(self, key: bytes) -> None:
+        partition = key[:PARTITION_BYTES]
+        keys = self._parts[partition]
+        if len(keys) == 1:
+            del self._parts[partition]
+            return
+        del keys[bisect.bisect_left(keys, key)]
 
 
 def merge_scan(

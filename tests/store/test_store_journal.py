@@ -111,3 +111,31 @@ def test_merge_scan_matches_a_model(
     got = merge_scan(rows, laid, limit, reverse, complete=len(rows) < fetch)
     expected = sorted(((k, v) for k, v in model.items() if v is not None and start <= k < end), reverse=reverse)
     assert got == expected[:limit]
+
+
+_partitions = st.sampled_from([b"I" + bytes(16), b"I" + b"\x01" * 16, b"C" + b"\xff" * 16])
+_long_keys = st.builds(lambda p, s: p + s, _partitions, st.binary(max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    writes=st.lists(st.tuples(_long_keys, st.one_of(st.none(), st.binary(max_size=2)), st.booleans()), max_size=40),
+    bounds=st.one_of(
+        st.builds(lambda p, a, b: (p + a, p + b), _partitions, st.binary(max_size=2), st.binary(max_size=2)),
+        st.tuples(_long_keys, _long_keys),
+    ),
+)
+def test_overlay_ranges_within_and_across_partitions_match_a_model(
+    writes: list[tuple[bytes, bytes | None, bool]], bounds: tuple[bytes, bytes]
+) -> None:
+    overlay = Overlay()
+    model: dict[bytes, tuple[bytes | None, int]] = {}
+    for tick, (key, value, commit_earlier) in enumerate(writes):
+        if commit_earlier and model:  # the writer committed everything up to the last tick
+            overlay.drop(list(model), tick - 1)
+            model = {k: e for k, e in model.items() if e[1] > tick - 1}
+        overlay.set(key, value, tick)
+        model[key] = (value, tick)
+    start, end = sorted(bounds)
+    assert overlay.in_range(start, end) == sorted((k, e[0]) for k, e in model.items() if start <= k < end)
+    assert len(overlay) == len(model)
