@@ -47,6 +47,14 @@ WRITER_NICE = 19
 #: acknowledged ops the writer has not committed, beyond which writes wait for it
 MAX_UNCOMMITTED_OPS = 200_000
 _RETRY_DELAY = 0.5
+#: how long (seconds) journaled ticks wait to go to the writer together. 0: at the end of
+#: the loop iteration (the writer process still groups what waits while it commits).
+#: Measured at 6,000/s (2 interleaved pairs): 20 ms cut the writer's CPU per send from ~90
+#: to ~67 us and its WAL bytes by 15 % (groups share more index pages), but handing over
+#: and releasing 20 ms of ticks at once stalled the loop: p50 2.9-3.5 ms, p99 26-70,
+#: against 1.3-1.5 and 10-20
+COMMIT_DELAY = 0
+_RUN_OPS = 10_000  # at most this many ops per batch handed to the writer
 
 _Wire = tuple[tuple[int, bytes, bytes], ...]
 
@@ -89,6 +97,8 @@ class JournalFront:
         self._drained = asyncio.Event()
         self._drained.set()
         self._resend: asyncio.Task[None] | None = None
+        self._unsent: list[_Tick] = []  # journaled, not yet handed to the writer
+        self._send_timer: asyncio.TimerHandle | None = None
         self.ticks = 0
 
     async def write(self, checked: Sequence[Op], seal: bool) -> None:
@@ -177,41 +187,51 @@ class JournalFront:
 
     def _track(self, tick: _Tick) -> None:
         self._uncommitted.append(tick)
+        self._unsent.append(tick)
         self.uncommitted_ops += tick.ops
         self.ticks += 1
         self._drained.clear()
         if self.uncommitted_ops > MAX_UNCOMMITTED_OPS:
             self._room.clear()
-        if self._resend is None:
-            self._commit(tick)
+        if self._resend is None and self._send_timer is None:
+            self._send_timer = self._loop.call_later(COMMIT_DELAY, self._send_unsent)
 
-    def _commit(self, tick: _Tick) -> None:
-        """Hand ``tick`` to the writer, in runs of batches with the same ``seal``."""
+    def _send_unsent(self) -> None:
+        self._send_timer = None
+        ticks, self._unsent = self._unsent, []
+        if ticks:
+            self._commit(ticks)
+
+    def _commit(self, ticks: list[_Tick]) -> None:
+        """Hand ``ticks`` to the writer as few batches (runs of equal ``seal``, in order)."""
         if not self._writer.running:  # died: restart it, then send every tick again in order
             if self._resend is None:
                 self._resend = asyncio.ensure_future(self._send_again())
             return
-        attempt = tick.attempt
+        attempts = [tick.attempt for tick in ticks]
         runs: list[tuple[bool, list[tuple[int, bytes, bytes]]]] = []
-        for seal, ops in tick.batches:
-            if runs and runs[-1][0] == seal:
-                runs[-1][1].extend(ops)
-            else:
-                runs.append((seal, list(ops)))
+        for tick in ticks:
+            for seal, ops in tick.batches:
+                if runs and runs[-1][0] == seal and len(runs[-1][1]) < _RUN_OPS:
+                    runs[-1][1].extend(ops)
+                else:
+                    runs.append((seal, list(ops)))
         waits = [self._writer.submit_wire(tuple(ops), seal) for seal, ops in runs]
         done = asyncio.ensure_future(asyncio.gather(*waits))
-        done.add_done_callback(lambda f: self._committed(tick, attempt, f))
+        done.add_done_callback(lambda f: self._committed(ticks, attempts, f))
 
-    def _committed(self, tick: _Tick, attempt: int, done: asyncio.Future[list[None]]) -> None:
-        if attempt != tick.attempt:
-            return  # an earlier attempt; the tick was sent again since
+    def _committed(self, ticks: list[_Tick], attempts: list[int], done: asyncio.Future[list[None]]) -> None:
+        current = [tick for tick, attempt in zip(ticks, attempts, strict=True) if tick.attempt == attempt]
+        if not current:
+            return  # an earlier attempt; the ticks were sent again since
         if done.cancelled() or done.exception() is not None:
             error = None if done.cancelled() else done.exception()
             if self._resend is None:
                 log.warning("sqlite writer failed to commit journaled writes (%s): sending them again", error)
                 self._resend = asyncio.ensure_future(self._send_again())
             return
-        tick.committed = True
+        for tick in current:
+            tick.committed = True
         self._release_committed()
 
     def _release_committed(self) -> None:
@@ -242,15 +262,24 @@ class JournalFront:
                 await asyncio.sleep(_RETRY_DELAY)
         await asyncio.sleep(0)  # let the replies to the failed frame settle first
         self._resend = None
-        for tick in list(self._uncommitted):
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        self._unsent = []
+        ticks = list(self._uncommitted)
+        for tick in ticks:
             tick.attempt += 1
             tick.committed = False
-            self._commit(tick)
+        if ticks:
+            self._commit(ticks)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until the writer committed everything acknowledged; False on timeout."""
         if self._scheduled:
             self._flush()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_unsent()
         try:
             await asyncio.wait_for(self._drained.wait(), timeout)
         except TimeoutError:
