@@ -16,15 +16,19 @@ would apply twice (``edit``, ``create_group``: they raise ``ConnectionLost`` and
 decides) and one the node closed the connection over (1009: ``ImError(TOO_LARGE)``). A
 connection that drops during login or sync fails the requests in flight on it at once.
 ``close()`` ends waiting calls and ``events()``. Received messages are acknowledged
-automatically (coalesced: one DeliveryAck per ~50 ms) as they are queued for the
-application, not as it reads them: a message still queued when the process dies is not
-synced again (a known limit), nor is one dropped because the 10,000-event queue was full.
+(coalesced: one DeliveryAck per ~50 ms) as they are queued for the application, or, with
+``auto_ack=False``, once it calls :meth:`ack`, in id order (the node keeps the highest
+acknowledged id as the device's cursor), so a message the application never finished
+comes back after a restart. A message that finds the event queue (``max_events``) full is
+dropped, not acknowledged, and synced again once the application has read the queue down
+to half: a slow reader loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import secrets
@@ -152,7 +156,12 @@ class Client:
         backoff: tuple[float, float] = (0.2, 10.0),
         cursor: int = 0,
         rng: random.Random | None = None,
+        auto_ack: bool = True,
+        max_events: int = 10_000,
     ) -> None:
+        """``auto_ack``: acknowledge a message once it is queued for the application; False:
+        once the application calls :meth:`ack` (a message it never acknowledged comes back
+        after a restart). ``max_events``: the event queue's size (see the module docstring)."""
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.user = user
         self.password = password
@@ -169,7 +178,12 @@ class Client:
         self._ws: ClientConnection | None = None
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[pb.ServerFrame]] = {}
-        self._events: asyncio.Queue[ClientEvent | None] = asyncio.Queue(maxsize=10_000)
+        self._events: asyncio.Queue[ClientEvent | None] = asyncio.Queue(maxsize=max(2, max_events))
+        self.auto_ack = auto_ack
+        self._unacked: set[int] = set()  # handed to the application, not yet acked (auto_ack off)
+        self._acked: list[int] = []  # acked by the application, waiting for older ones (a heap)
+        self._gap = 0  # the oldest message dropped because the queue was full (0: none)
+        self._gap_sync: asyncio.Task[None] | None = None
         self._ended = False  # the end marker (None) is queued
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._ack_ids: list[int] = []
@@ -467,12 +481,44 @@ class Client:
         """Everything that happens, in order; ends when the client is closed."""
         while True:
             event = await self._events.get()
+            self._after_read()
             if event is None:
                 return
             yield event
 
     async def next_event(self, timeout: float | None = None) -> ClientEvent | None:
-        return await asyncio.wait_for(self._events.get(), timeout)
+        event = await asyncio.wait_for(self._events.get(), timeout)
+        self._after_read()
+        return event
+
+    def ack(self, message_id: int) -> None:
+        """With ``auto_ack=False``: the application is done with this message. Acks reach the
+        node in id order (its cursor is the highest acked id): one waits for the older
+        messages still unacknowledged."""
+        if message_id not in self._unacked:
+            return
+        self._unacked.discard(message_id)
+        heapq.heappush(self._acked, message_id)
+        floor = min(self._unacked) if self._unacked else None
+        while self._acked and (floor is None or self._acked[0] < floor):
+            self._queue_ack(heapq.heappop(self._acked))
+
+    def _after_read(self) -> None:
+        """Messages dropped while the queue was full are synced again once it has room."""
+        if not self._gap or self._events.qsize() > self._events.maxsize // 2:
+            return
+        if self._gap_sync is None or self._gap_sync.done():
+            self._gap_sync = asyncio.ensure_future(self._sync_gap())
+
+    async def _sync_gap(self) -> None:
+        ws = self._ws
+        if ws is None or self._syncing:
+            return  # the next (re)connect's sync starts from before the gap
+        gap, self._gap = self._gap, 0
+        try:
+            await self._sync_all(ws, after=gap - 1)
+        except (ConnectionLost, ImError, ConnectionClosed):
+            self._gap = min(self._gap or gap, gap)
 
     async def request(self, frame: pb.ClientFrame) -> pb.ServerFrame:
         """Send one request on the current connection and await its response.
@@ -633,12 +679,16 @@ class Client:
             code = ws.close_code or 1006
             self._emit(DisconnectedEvent(code, ws.close_reason or ""))
 
-    async def _sync_all(self, ws: ClientConnection) -> None:
+    async def _sync_all(self, ws: ClientConnection, after: int | None = None) -> None:
+        """Sync from ``after`` (default: the cursor) to the end, holding live pushes meanwhile."""
         self._syncing, self._push_max = True, 0
         try:
             # On a reconnect, re-read a few seconds before the cursor: pushes may arrive out of
             # id order (concurrent sends, skewed node clocks); the seen-set drops the repeats.
-            after = id_minus_ms(self.cursor, SYNC_OVERLAP_MS) if self._seen else self.cursor
+            if after is None:
+                after = id_minus_ms(self.cursor, SYNC_OVERLAP_MS) if self._seen else self.cursor
+                if self._gap:
+                    after, self._gap = min(after, self._gap - 1), 0
             while True:
                 reply = await self._exchange(ws, pb.ClientFrame(sync=pb.Sync(after=after, limit=500)))
                 for message in reply.page.messages:
@@ -711,10 +761,14 @@ class Client:
         if sender == self.user and message.from_device == self.device:
             return  # our own send: the application has its Sent
         if not self._emit(MessageEvent(message, synced)):
-            self._seen.pop(message.id, None)  # not handed over: no ack, so the next sync brings it again
+            self._seen.pop(message.id, None)  # not handed over: no ack; synced again once read
+            self._gap = min(self._gap or message.id, message.id)
             return
         if message.to == self.user and sender != self.user:
-            self._queue_ack(message.id)
+            if self.auto_ack:
+                self._queue_ack(message.id)
+            else:
+                self._unacked.add(message.id)
 
     def _emit(self, event: ClientEvent) -> bool:
         if self._events.qsize() >= self._events.maxsize - 1:  # the last slot is the end marker's

@@ -113,3 +113,38 @@ async def test_a_flapping_link_backs_off(node: NodeProcess) -> None:
     assert proxy.accepted - start <= 8  # 0-0.4 s apart without backoff: ~25 in 6 s
     await client.close()
     await proxy.stop()
+
+
+async def test_a_slow_reader_loses_nothing_when_its_event_queue_overflows(node: NodeProcess) -> None:
+    async with Client(node.url, "ivy", "ivy-password", register=True) as ivy:
+        async with Client(node.url, "jack", "jack-password", register=True, max_events=8) as jack:
+            sent = [f"m{i}" for i in range(40)]
+            for text in sent:
+                await ivy.send("jack", text)
+            await asyncio.sleep(0.5)  # jack read nothing meanwhile: most did not fit
+            assert jack._gap
+            got = await messages_of(jack, 40)
+            assert sorted(got) == sorted(sent)  # each once, the dropped ones synced again
+            with pytest.raises(TimeoutError):
+                await messages_of(jack, 1, timeout=0.5)
+
+
+async def test_messages_the_application_did_not_ack_come_back_after_a_restart(node: NodeProcess) -> None:
+    async with Client(node.url, "kim", "kim-password", register=True) as kim:
+        first = Client(node.url, "lee", "lee-password", register=True, device="phone", auto_ack=False)
+        await first.connect()
+        for i in range(5):
+            await kim.send("lee", f"m{i}")
+        ids: list[int] = []
+        while len(ids) < 5:
+            event = await first.next_event(10)
+            if isinstance(event, MessageEvent):
+                ids.append(event.message.id)
+        for acked in (ids[0], ids[2], ids[3]):  # m1 is still being handled when the app dies
+            first.ack(acked)
+        await first.close()  # flushes the acks it may send: m0 only (m2, m3 wait for m1)
+        again = Client(node.url, "lee", "lee-password", device="phone")
+        session = await again.connect()
+        assert session.acked_cursor == ids[0]
+        assert await messages_of(again, 4) == ["m1", "m2", "m3", "m4"]
+        await again.close()
