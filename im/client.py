@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 SYNC_OVERLAP_MS = 10_000
 _ACK_DELAY = 0.05
+_MAX_RETRY_AFTER = 300.0  # seconds: a node's retry_after beyond this is taken as this
 _ACK_BATCH = 256
 _SEEN = 50_000
 _FINAL_KICKS = {pb.REPLACED, pb.DEVICE_LIMIT_KICK, pb.ADMIN, pb.CREDENTIALS_CHANGED}
@@ -631,17 +632,20 @@ class Client:
             if self._closed or not self.reconnect or self._fatal is not None:
                 break
             ws_opt = None
+            asked = 0.0  # the node's retry_after from the last attempt, a floor for the next delay
             while ws_opt is None and not self._closed:
                 attempt += 1
                 url_index = (url_index + 1) % len(self.urls) if attempt > 1 or len(self.urls) > 1 else 0
                 delay = self._rng.uniform(0, min(self.backoff[1], self.backoff[0] * 2 ** min(attempt, 16)))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(max(delay, asked))
+                asked = 0.0
                 try:
                     ws_opt, _ = await self._open(self.urls[url_index])
                 except ImError as exc:
                     if exc.code in (pb.AUTH_FAILED, pb.DEVICE_LIMIT) and exc.retry_after == 0:
                         self._stop(exc)
                         return
+                    asked = min(exc.retry_after, _MAX_RETRY_AFTER)
                 except (OSError, InvalidHandshake, ConnectionClosed, ConnectionLost, TimeoutError) as exc:
                     log.debug("reconnect to %s failed: %r", self.urls[url_index], exc)
             if ws_opt is None:

@@ -148,3 +148,23 @@ async def test_messages_the_application_did_not_ack_come_back_after_a_restart(no
         assert session.acked_cursor == ids[0]
         assert await messages_of(again, 4) == ["m1", "m2", "m3", "m4"]
         await again.close()
+
+
+async def test_a_reconnect_waits_the_retry_after_the_node_asked_for() -> None:
+    client = Client("ws://127.0.0.1:9", "mia", "mia-password", backoff=(0.001, 0.002))
+    calls: list[float] = []
+
+    async def refused_then_stopped(url: str) -> None:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            raise ImError(pb.AUTH_FAILED, "too many attempts", retry_after=0.3)  # slowed down, not refused
+        client._closed = True
+        raise OSError("stop here")
+
+    async def connection_ended(ws: object) -> None:
+        return None
+
+    client._open = refused_then_stopped  # type: ignore[assignment,method-assign]
+    client._run_connection = connection_ended  # type: ignore[assignment,method-assign]
+    await asyncio.wait_for(client._supervise(None), 5)  # type: ignore[arg-type]
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.3
