@@ -35,9 +35,10 @@ class ResealReport:
     resealed: int = 0
 
 
-async def reseal(store: SealedStore, *, page: int = 500) -> ResealReport:
-    """Rewrite every value not sealed under the newest key version; returns counts."""
-    report = ResealReport()
+async def reseal(store: SealedStore, *, page: int = 500, report: ResealReport | None = None) -> ResealReport:
+    """Rewrite every value not sealed under the newest key version; returns counts
+    (``report``, when given, counts as the reseal goes: progress for a watcher)."""
+    report = ResealReport() if report is None else report
     inner = store.inner
     if isinstance(inner, ShardedStore):
         for slot in range(SLOT_COUNT):

@@ -4,7 +4,9 @@
     GET /admin/store/add-shard?url=URL     plan + start an online rebalance onto URL
     GET /admin/store/remove-shard?url=URL  plan + start moving every slot off URL
     GET /admin/store/reseal                re-seal old values under the newest key version
-                                           (sharded or single store; the node keeps serving)
+                                           (sharded or single store; the node keeps serving):
+                                           200 with the report, or 202 with the progress
+                                           while it runs (ask again: one reseal at a time)
 
 They belong to the admin API: registered only when the node runs with ``--admin-token``
 (else 404, like every ``/admin`` route) and authenticated by the admin API itself
@@ -18,6 +20,7 @@ writes (see ``store/rebalance.py``); the CLI polls ``status`` until it is done.
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +30,7 @@ from node.server import HttpReply, PortServer, json_reply
 from store.api import RecordStore
 from store.errors import StoreError
 from store.rebalance import add_shard, remove_shard, start_rebalance
-from store.reseal import reseal
+from store.reseal import ResealReport, reseal
 from store.sealed import SealedStore
 from store.sharded import ShardedStore, find_sharded
 
@@ -81,10 +84,17 @@ def _raw(store: RecordStore) -> RecordStore:
 Authenticate = Callable[[Any], "HttpReply | None"]
 
 
+#: how long a reseal request waits for the reseal before it answers 202 with the progress
+#: (websockets ends a request's handling after its 10 s open timeout)
+RESEAL_WAIT = 5.0
+
+
 class _Routes:
     def __init__(self, store: RecordStore, authenticate: Authenticate) -> None:
         self.store = store
         self.authenticate = authenticate
+        self._reseal: asyncio.Task[ResealReport] | None = None
+        self._reseal_progress = ResealReport()
 
     def _sharded(self) -> ShardedStore:
         sharded = find_sharded(self.store)
@@ -114,12 +124,31 @@ class _Routes:
             start_rebalance(sharded)
             return json_reply({"shard": sid} | await status_doc(self.store, False))
         if action == "reseal":
+            return await self._run_reseal()
+        return json_reply({"error": f"unknown store admin action {action!r}"}, 404)
+
+
+    async def _run_reseal(self) -> HttpReply:
+        """One reseal at a time, in a task of its own: a request waits up to ``RESEAL_WAIT``
+        and answers the report (200), or the progress so far (202: ask again, which waits on
+        the same reseal). A finished reseal's report is answered once; the next request
+        starts another."""
+        task = self._reseal
+        if task is None:
             sealed = _find_sealed(self.store)
             if sealed is None:
                 raise StoreError("this node's store is not sealed: nothing to reseal")
-            report = await reseal(sealed)
-            return json_reply({"records": report.records, "resealed": report.resealed})
-        return json_reply({"error": f"unknown store admin action {action!r}"}, 404)
+            self._reseal_progress = ResealReport()
+            task = self._reseal = asyncio.ensure_future(reseal(sealed, report=self._reseal_progress))
+        done, _ = await asyncio.wait([task], timeout=RESEAL_WAIT)
+        progress = self._reseal_progress
+        counts = {"records": progress.records, "resealed": progress.resealed}
+        if not done:
+            return json_reply(counts | {"running": True}, 202)
+        if self._reseal is task:
+            self._reseal = None
+        report = task.result()  # a failure raises to handle(), which answers it
+        return json_reply({"records": report.records, "resealed": report.resealed})
 
 
 def install(server: PortServer, store: RecordStore, data_dir: pathlib.Path, authenticate: Authenticate) -> None:

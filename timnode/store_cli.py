@@ -135,7 +135,11 @@ def _online(args: argparse.Namespace, data_dir: pathlib.Path) -> dict[str, Any]:
     if args.action == "status":
         return _call(data_dir, token, "status", **({"counts": "1"} if args.counts else {}))
     if args.action == "reseal":
-        return _call(data_dir, token, "reseal")
+        while True:  # the node answers 202 with the progress while its reseal runs
+            doc = _call(data_dir, token, "reseal")
+            if not doc.pop("running", False):
+                return doc
+            time.sleep(0.5)
     _call(data_dir, token, "status")  # 404 (no admin token on the node) before anything moves
     _call(data_dir, token, args.action, url=args.url)
     while not args.no_wait:
