@@ -12,16 +12,8 @@ StoreError
 
 from __future__ import annotations
 
-__all__ = [
-    "StoreError",
-    "KeyExists",
-    "StoreUnavailable",
-    "MapConflict",
-    "SealError",
-    "BadStoreUrl",
-    "BadDataKey",
-    "WrongDataKey",
-]
+__all__ = ["StoreError", "KeyExists", "StoreUnavailable", "MapConflict", "SealError", "BadStoreUrl"]
+__all__ += ["BadDataKey", "WrongDataKey"]
 
 
 class StoreError(Exception):
