@@ -101,9 +101,13 @@ class RecordStore(ABC):
         """Backend facts for status pages (never secrets)."""
         return {"backend": self.backend}
 
-    def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
+    def sealing_writer(
+        self, sealing: Any, unsealing: Sequence[Any] = ()
+    ) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """A ``write`` that seals every value in this backend's own writer with ``sealing`` (a
         ``store.crypto.SealingKey``), or None, and ``SealedStore`` seals before writing. The
         SQLite writer process offers one: sealing then costs the event loop nothing. The
-        caller passes ops already checked (``store.batch.check_ops``), as ``SealedStore`` does."""
+        caller passes ops already checked (``store.batch.check_ops``), as ``SealedStore`` does.
+        ``unsealing``: every key version's ``SealingKey``, for what the store sealed earlier
+        under an older version (the SQLite journal, ``store.journal``)."""
         return None

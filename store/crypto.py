@@ -241,6 +241,13 @@ class Keyring:
         entry = self._versions[self._newest]
         return SealingKey(entry.header, not self._legacy_gcm, entry.seal_key)
 
+    def sealing_keys(self) -> list[SealingKey]:
+        """Every version's sealing key, newest first (what a store's journal may be sealed under)."""
+        return [
+            SealingKey(entry.header, not self._legacy_gcm, entry.seal_key)
+            for _, entry in sorted(self._versions.items(), reverse=True)
+        ]
+
     def unseal(self, key: bytes, sealed: bytes) -> bytes:
         """Decrypt a value sealed for record ``key``.
 

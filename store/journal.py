@@ -15,9 +15,11 @@ Files: ``PATH-journal.NNNNNNNN`` beside the database, mode 0600, a new one every
     magic (1: plain, 2: sealed) | length (u32 LE) | CRC-32 of the body (u32 LE) | body
 
 and its body is ``marshal`` (format 4) of the tick's batches ``((seal, ((kind, key,
-value), ...)), ...)`` (``store.sqlite_wire``), sealed when the store seals: a 12-byte
-random nonce and the AES-256-GCM-SIV (RFC 8452) ciphertext under the store's sealing key,
-AAD ``timnode/store/journal/v1``. Replay (``SqliteStore.open``, whatever the writer mode)
+value), ...)), ...)`` (``store.sqlite_wire``), sealed when the store seals: the length and
+bytes of the sealing key's header (format and key version, ``store.crypto``), a 12-byte
+random nonce and the AES-256-GCM-SIV (RFC 8452) ciphertext under that key version, AAD
+``timnode/store/journal/v1`` and the header; a replay opens it with that version's key.
+Replay (``SqliteStore.open``, whatever the writer mode)
 applies every record of every segment in order, Inserts as Puts (each was checked when
 acknowledged), so a replay of records already committed ends in the same state; it stops
 at a segment's first record that is cut short or fails its CRC (a write torn by a crash).
@@ -25,13 +27,15 @@ at a segment's first record that is cut short or fails its CRC (a write torn by 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import marshal
 import os
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,10 @@ _MARSHAL_VERSION = 4
 Batches = tuple[tuple[bool, tuple[tuple[int, bytes, bytes], ...]], ...]
 
 
+def _aead(key: SealingKey) -> AESGCMSIV | AESGCM:
+    return AESGCMSIV(key.key) if key.siv else AESGCM(key.key)
+
+
 def segment_paths(db_path: str) -> list[tuple[int, Path]]:
     """The journal segments of the database at ``db_path``, by number."""
     base = Path(db_path)
@@ -71,15 +79,20 @@ def segment_paths(db_path: str) -> list[tuple[int, Path]]:
 class Journal:
     """Appends ticks of batches to numbered segment files; replays and deletes them."""
 
-    def __init__(self, db_path: str, sealing: SealingKey | None) -> None:
+    def __init__(self, db_path: str, sealing: SealingKey | None, unsealing: Sequence[SealingKey] = ()) -> None:
+        """``sealing`` seals new records; records sealed under another key version open with
+        that version's key from ``unsealing``."""
         self._db_path = db_path
-        self._aead: AESGCMSIV | AESGCM | None = None
+        self._sealing = sealing
+        self._aead: AESGCMSIV | AESGCM | None = None if sealing is None else _aead(sealing)
+        self._openers = {key.header: _aead(key) for key in unsealing}
         if sealing is not None:
-            self._aead = AESGCMSIV(sealing.key) if sealing.siv else AESGCM(sealing.key)
+            self._openers[sealing.header] = self._aead  # type: ignore[assignment]
         self._fd = -1
         self._segment = 0
         self._size = 0
         self._released = 0  # segments below this number are deleted
+        self._lock_fd = -1
 
     @property
     def segment(self) -> int:
@@ -92,13 +105,19 @@ class Journal:
         Raises:
             SealError: a sealed record that does not open under this store's key.
         """
-        for number, path in segment_paths(self._db_path):
+        segments = segment_paths(self._db_path)
+        for number, path in segments:
             data = path.read_bytes()
             offset = 0
             while offset < len(data):
                 body_end = self._record_end(data, offset)
                 if body_end < 0:
-                    log.warning("= journal %s: a torn record at byte %d ends the replay of it", path.name, offset)
+                    last = number == segments[-1][0]
+                    log.log(
+                        logging.WARNING if last else logging.ERROR,
+                        "= journal %s: a %s record at byte %d of %d ends the replay of this segment",
+                        path.name, "torn" if last else "damaged", offset, len(data),
+                    )  # fmt: skip
                     break
                 yield self._decode(data[offset], data[offset + _HEADER.size : body_end], number)
                 offset = body_end
@@ -123,8 +142,10 @@ class Journal:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError:
-            # part of the record may be there: the next ones go to a new segment, so a replay
-            # of this one stops at the torn record and goes on with the next segment
+            # part of the record may be there: cut it off, and append to a new segment anyway,
+            # so that a replay stops at a torn record only where nothing follows it
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
             self._open_segment(self._segment + 1)
             raise
         self._size += len(record)
@@ -140,18 +161,42 @@ class Journal:
         self._released = below
 
     def remove_all(self) -> None:
-        """Close and delete every segment (all of it is committed)."""
-        self.close()
+        """Delete every segment (all of it is committed) and close."""
         for _, path in segment_paths(self._db_path):
             path.unlink(missing_ok=True)
+        self.close()
 
     def close(self) -> None:
+        """Close the segment and give up the journal (``lock``)."""
+        self._close_segment()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = -1
+
+    def lock(self) -> None:
+        """Own the journal (``flock`` on ``PATH-journal-lock``, held until ``close``): a second
+        process would replay and delete segments this one still appends to.
+
+        Raises:
+            StoreUnavailable: another process holds it.
+        """
+        if self._lock_fd >= 0:
+            return
+        fd = os.open(f"{self._db_path}-journal-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreUnavailable(f"another process has {self._db_path} open with its journal") from exc
+        self._lock_fd = fd
+
+    def _close_segment(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def _open_segment(self, number: int) -> None:
-        self.close()
+        self._close_segment()
         path = f"{self._db_path}-journal.{number:08d}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._segment, self._size = number, os.fstat(self._fd).st_size
@@ -159,9 +204,10 @@ class Journal:
     def _encode(self, batches: Batches) -> bytes:
         body = marshal.dumps(batches, _MARSHAL_VERSION)
         magic = _PLAIN
-        if self._aead is not None:
+        if self._aead is not None and self._sealing is not None:
+            header = self._sealing.header
             nonce = os.urandom(_NONCE)
-            body = nonce + self._aead.encrypt(nonce, body, _AAD)
+            body = bytes((len(header),)) + header + nonce + self._aead.encrypt(nonce, body, _AAD + header)
             magic = _SEALED
         return _HEADER.pack(magic, len(body), zlib.crc32(body)) + body
 
@@ -178,14 +224,17 @@ class Journal:
 
     def _decode(self, magic: int, body: bytes, number: int) -> Batches:
         if magic == _SEALED:
-            if self._aead is None:
-                raise StoreUnavailable(f"journal segment {number} is sealed and this store has no sealing key")
+            header = body[1 : 1 + body[0]]
+            body = body[1 + len(header) :]
+            aead = self._openers.get(header)
+            if aead is None:
+                raise StoreUnavailable(
+                    f"journal segment {number} of {self._db_path} holds writes a crash left, sealed under a key"
+                    " this store was not opened with: start the node on it once (or pass its --data-key)"
+                )
             try:
-                body = self._aead.decrypt(body[:_NONCE], body[_NONCE:], _AAD)
+                body = aead.decrypt(body[:_NONCE], body[_NONCE:], _AAD + header)
             except InvalidTag as exc:
-                raise SealError(
-                    f"journal segment {number} was sealed under another key: start the node once with the"
-                    " data key it ran with to replay it"
-                ) from exc
+                raise SealError(f"journal segment {number} failed authentication: another key or damage") from exc
         decoded: Any = marshal.loads(body)
         return tuple((bool(seal), tuple((int(k), bytes(key), bytes(v)) for k, key, v in ops)) for seal, ops in decoded)

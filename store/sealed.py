@@ -33,7 +33,7 @@ class SealedStore(RecordStore):
         # the backend's writer seals (RecordStore.sealing_writer) while the ring's newest
         # version is the one it was given
         self._sealing_version = keyring.newest
-        self._write_sealing = inner.sealing_writer(keyring.sealing_key())
+        self._write_sealing = inner.sealing_writer(keyring.sealing_key(), keyring.sealing_keys())
 
     async def open(self) -> None:
         await self.inner.open()

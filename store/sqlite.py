@@ -222,6 +222,7 @@ class SqliteStore(RecordStore):
         self._bulk_pool: ThreadPoolExecutor | None = None
         self._schema_version = 0
         self._sealing: SealingKey | None = None
+        self._unsealing: list[SealingKey] = []  # every key version's, to replay a journal
         self._front: JournalFront | None = None
 
     async def open(self) -> None:
@@ -244,22 +245,27 @@ class SqliteStore(RecordStore):
             raise
         self._bulk_pool = ThreadPoolExecutor(1, thread_name_prefix="timnode-sqlite-read")
         self._writer = writer
+        journal = Journal(self.path, self._sealing, self._unsealing)
         try:
-            await self._replay_journal(writer)
+            await self._replay_journal(writer, journal)
             if isinstance(writer, ProcessWriter) and self.writer_mode == "journal":
-                journal = Journal(self.path, self._sealing)
                 journal.start()
                 self._front = JournalFront(journal, writer, self._stored_keys, loop)
+            else:
+                journal.close()
         except BaseException:
+            journal.close()
             await self.close()
             raise
 
-    async def _replay_journal(self, writer: _InlineWriter | ProcessWriter) -> None:
+    async def _replay_journal(self, writer: _InlineWriter | ProcessWriter, journal: Journal) -> None:
         """Commit what a journaled run acknowledged and had not committed when it ended
         (``store.journal``), whatever this store's writer mode, then delete the journal."""
+        if self.writer_mode == "journal":
+            journal.lock()
         if not segment_paths(self.path):
             return
-        journal = Journal(self.path, self._sealing)
+        journal.lock()
         waits: list[Awaitable[None]] = []
         ticks = 0
         for batches in journal.replay():
@@ -272,17 +278,21 @@ class SqliteStore(RecordStore):
                 else:
                     waits.append(writer.submit(decode_ops(ops)))
         await asyncio.gather(*waits)
-        journal.remove_all()
+        for _, path in segment_paths(self.path):
+            path.unlink(missing_ok=True)
         log.info("= sqlite %s: %d journaled ticks committed", self.path, ticks)
 
     async def close(self) -> None:
-        front, self._front = self._front, None
-        if front is not None:
-            drained = await front.drain(_STOP_TIMEOUT)
+        front = self._front
+        drained = True
+        if front is not None:  # attached until the writer stopped: reads keep seeing the overlay
+            drained = await front.close(_STOP_TIMEOUT)
         writer, self._writer = self._writer, None
         if writer is None:
+            self._front = None
             return
         await writer.stop()
+        self._front = None
         if front is not None:
             if drained:
                 front.journal.remove_all()
@@ -361,8 +371,11 @@ class SqliteStore(RecordStore):
         with _map_errors("meta write"):
             return await asyncio.to_thread(claim_meta, self.path, self._busy_timeout, name, value)
 
-    def sealing_writer(self, sealing: Any) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
+    def sealing_writer(
+        self, sealing: Any, unsealing: Sequence[Any] = ()
+    ) -> Callable[[Sequence[Op]], Awaitable[None]] | None:
         """With the writer process, values are sealed there (before ``open``)."""
+        self._unsealing = [key for key in unsealing if isinstance(key, SealingKey)]
         if self.writer_mode == "inline" or self._writer is not None or not isinstance(sealing, SealingKey):
             return None
         self._sealing = sealing

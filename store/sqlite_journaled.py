@@ -10,7 +10,9 @@ clients it serves get the CPU first; its Inserts travel as Puts, since they were
 here. When the writer has committed a tick and every tick before it, their overlay
 entries go and so do the journal segments they filled. A failed commit (the writer died)
 sends every tick not yet committed again, in order: a replayed Put or Delete ends in the
-same state. Over ``MAX_UNCOMMITTED_OPS`` new writes wait for the writer.
+same state. Over ``MAX_UNCOMMITTED_OPS`` (or ``MAX_UNCOMMITTED_BYTES``) new writes wait
+for the writer. ``close()`` refuses new writes and waits for the writer to commit what was
+acknowledged; reads keep the overlay until the writer has stopped.
 
 Limits: a store is one process's. Another process opening the same file sees a write once
 the writer committed it (milliseconds behind); two such processes could both accept an
@@ -29,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from store import sqlite_process
 from store.api import Delete, Insert, Op
 from store.errors import KeyExists, StoreUnavailable
 from store.journal import Batches, Journal
@@ -55,6 +58,10 @@ _RETRY_DELAY = 0.5
 #: against 1.3-1.5 and 10-20
 COMMIT_DELAY = 0
 _RUN_OPS = 10_000  # at most this many ops per batch handed to the writer
+_RUN_BYTES = 64 << 20  # and at most this many bytes (the writer refuses a batch over MAX_BATCH_BYTES)
+_RETRY_MAX = 10.0
+#: acknowledged bytes (keys and values) the writer has not committed, beyond which writes wait
+MAX_UNCOMMITTED_BYTES = 256 << 20
 
 _Wire = tuple[tuple[int, bytes, bytes], ...]
 
@@ -68,6 +75,7 @@ class _Tick:
     committed: bool = False
     attempt: int = 0
     ops: int = field(default=0)
+    size: int = field(default=0)  # bytes of keys and values
 
 
 class JournalFront:
@@ -99,17 +107,27 @@ class JournalFront:
         self._resend: asyncio.Task[None] | None = None
         self._unsent: list[_Tick] = []  # journaled, not yet handed to the writer
         self._send_timer: asyncio.TimerHandle | None = None
+        self._failures = 0  # commits failed in a row
         self.ticks = 0
+        self.uncommitted_bytes = 0
+        self.closing = False
 
     async def write(self, checked: Sequence[Op], seal: bool) -> None:
         """Acknowledge ``checked`` (validated ops) once the journal holds it.
 
         Raises:
             KeyExists: an Insert found its key present; nothing of the batch applied.
-            StoreUnavailable: the journal write failed.
+            StoreUnavailable: the journal write failed, the batch is over ``MAX_BATCH_BYTES``,
+                or the store is closing.
         """
-        while not self._room.is_set():
+        size = sum(len(op.key) + len(getattr(op, "value", b"")) for op in checked)
+        limit = sqlite_process.MAX_BATCH_BYTES
+        if size > limit:  # the writer could never commit it (the process writer refuses it too)
+            raise StoreUnavailable(f"a batch of {size} bytes is over {limit}")
+        while not self._room.is_set() and not self.closing:
             await self._room.wait()
+        if self.closing:
+            raise StoreUnavailable("the sqlite store is closing")
         future: asyncio.Future[None] = self._loop.create_future()
         self._batches.append((seal, checked))
         self._futures.append(future)
@@ -120,22 +138,53 @@ class JournalFront:
 
     def _flush(self) -> None:
         """The tick's batches: Inserts checked (one database read for all), the survivors
-        laid over the overlay in order, written to the journal, acknowledged, committed."""
+        laid over the overlay in order and written to the journal; then every batch is
+        answered (a journal that failed fails them all, as a failed group commit does)."""
         self._scheduled = False
         queued, futures = self._batches, self._futures
         self._batches, self._futures = [], []
         if not queued:
             return
         tick = self._tick + 1
+        undo: list[tuple[bytes, tuple[bytes | None, int] | None]] = []
+        try:
+            outcomes, wires = self._lay_over(queued, tick, undo)
+            segment = self.journal.append(tuple(wires)) if wires else 0
+        except Exception as exc:  # noqa: BLE001 - an I/O error: nothing of this tick applied
+            for key, previous in reversed(undo):
+                self.overlay.restore(key, previous)
+            error = StoreUnavailable(f"sqlite journal write failed: {exc}")
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for future, outcome in zip(futures, outcomes, strict=True):
+            if future.done():
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+        if wires:
+            self._tick = tick
+            self._track(_Tick(tick, tuple(wires), [key for key, _ in undo], segment, ops=len(undo), size=_size(wires)))
+
+    def _lay_over(
+        self,
+        queued: list[tuple[bool, Sequence[Op]]],
+        tick: int,
+        undo: list[tuple[bytes, tuple[bytes | None, int] | None]],
+    ) -> tuple[list[KeyExists | None], list[tuple[bool, _Wire]]]:
+        """Each batch's outcome (None or KeyExists) and the wire batches of those that go,
+        laid over the overlay (what it replaced recorded in ``undo``)."""
         present = self._insert_keys_present(queued)
         overlay = self.overlay
-        undo: list[tuple[bytes, tuple[bytes | None, int] | None]] = []
+        outcomes: list[KeyExists | None] = []
         wires: list[tuple[bool, _Wire]] = []
-        accepted: list[asyncio.Future[None]] = []
-        for (seal, ops), future in zip(queued, futures, strict=True):
+        for seal, ops in queued:
             taken = _first_taken(ops, present)
             if taken is not None:
-                future.set_exception(KeyExists(taken))
+                outcomes.append(KeyExists(taken))
                 continue
             wire: list[tuple[int, bytes, bytes]] = []
             for op in ops:
@@ -149,24 +198,8 @@ class JournalFront:
                     undo.append((op.key, overlay.set(op.key, Unsealed(value) if seal else value, tick)))
                     present[op.key] = True
             wires.append((seal, tuple(wire)))
-            accepted.append(future)
-        if not wires:
-            return
-        try:
-            segment = self.journal.append(tuple(wires))
-        except (OSError, ValueError) as exc:
-            for key, previous in reversed(undo):
-                overlay.restore(key, previous)
-            error = StoreUnavailable(f"sqlite journal write failed: {exc}")
-            for future in accepted:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        self._tick = tick
-        for future in accepted:
-            if not future.done():
-                future.set_result(None)
-        self._track(_Tick(tick, tuple(wires), [key for key, _ in undo], segment, ops=len(undo)))
+            outcomes.append(None)
+        return outcomes, wires
 
     def _insert_keys_present(self, queued: list[tuple[bool, Sequence[Op]]]) -> dict[bytes, bool]:
         """Whether each key an Insert of ``queued`` names is present (overlay over database)."""
@@ -189,9 +222,10 @@ class JournalFront:
         self._uncommitted.append(tick)
         self._unsent.append(tick)
         self.uncommitted_ops += tick.ops
+        self.uncommitted_bytes += tick.size
         self.ticks += 1
         self._drained.clear()
-        if self.uncommitted_ops > MAX_UNCOMMITTED_OPS:
+        if self.uncommitted_ops > MAX_UNCOMMITTED_OPS or self.uncommitted_bytes > MAX_UNCOMMITTED_BYTES:
             self._room.clear()
         if self._resend is None and self._send_timer is None:
             self._send_timer = self._loop.call_later(COMMIT_DELAY, self._send_unsent)
@@ -210,12 +244,17 @@ class JournalFront:
             return
         attempts = [tick.attempt for tick in ticks]
         runs: list[tuple[bool, list[tuple[int, bytes, bytes]]]] = []
+        run_bytes = 0
         for tick in ticks:
             for seal, ops in tick.batches:
-                if runs and runs[-1][0] == seal and len(runs[-1][1]) < _RUN_OPS:
+                size = _size([(seal, ops)])
+                room = min(_RUN_BYTES, sqlite_process.MAX_BATCH_BYTES)
+                if runs and runs[-1][0] == seal and len(runs[-1][1]) < _RUN_OPS and run_bytes + size <= room:
                     runs[-1][1].extend(ops)
+                    run_bytes += size
                 else:
                     runs.append((seal, list(ops)))
+                    run_bytes = size
         waits = [self._writer.submit_wire(tuple(ops), seal) for seal, ops in runs]
         done = asyncio.ensure_future(asyncio.gather(*waits))
         done.add_done_callback(lambda f: self._committed(ticks, attempts, f))
@@ -230,6 +269,7 @@ class JournalFront:
                 log.warning("sqlite writer failed to commit journaled writes (%s): sending them again", error)
                 self._resend = asyncio.ensure_future(self._send_again())
             return
+        self._failures = 0
         for tick in current:
             tick.committed = True
         self._release_committed()
@@ -240,6 +280,7 @@ class JournalFront:
             tick = self._uncommitted.popleft()
             self.overlay.drop(tick.keys, tick.number)
             self.uncommitted_ops -= tick.ops
+            self.uncommitted_bytes -= tick.size
             released = True
         if not released:
             return
@@ -248,12 +289,19 @@ class JournalFront:
         else:
             self.journal.release(self.journal.segment)
             self._drained.set()
-        if self.uncommitted_ops <= MAX_UNCOMMITTED_OPS // 2:
+        if self.uncommitted_ops <= MAX_UNCOMMITTED_OPS // 2 and self.uncommitted_bytes <= MAX_UNCOMMITTED_BYTES // 2:
             self._room.set()
 
     async def _send_again(self) -> None:
-        """Restart the writer if it died, then send every uncommitted tick again, in order."""
+        """Restart the writer if it died, then send every uncommitted tick again, in order;
+        each failure in a row waits longer (up to ``_RETRY_MAX`` seconds)."""
+        self._failures += 1
+        if self._failures > 1:
+            await asyncio.sleep(min(_RETRY_MAX, _RETRY_DELAY * 2 ** min(self._failures - 2, 10)))
         while True:
+            if self.closing and not self._writer.running:
+                self._resend = None
+                return  # close() reports what stays in the journal
             try:
                 await self._writer.ensure_running()
                 break
@@ -273,8 +321,16 @@ class JournalFront:
         if ticks:
             self._commit(ticks)
 
+    async def close(self, timeout: float) -> bool:
+        """Refuse new writes (those waiting for room too), journal the tick in progress, and
+        wait until the writer committed everything acknowledged; False on timeout."""
+        self.closing = True
+        self._room.set()  # waiters wake and are refused
+        return await self.drain(timeout)
+
     async def drain(self, timeout: float) -> bool:
-        """Wait until the writer committed everything acknowledged; False on timeout."""
+        """Journal the tick in progress and wait until the writer committed everything
+        acknowledged; False on timeout."""
         if self._scheduled:
             self._flush()
         if self._send_timer is not None:
@@ -308,3 +364,7 @@ def _first_taken(ops: Sequence[Op], present: dict[bytes, bool]) -> bytes | None:
         else:
             local[op.key] = type(op) is not Delete
     return None
+
+
+def _size(wires: Sequence[tuple[bool, _Wire]]) -> int:
+    return sum(len(key) + len(value) for _, ops in wires for _, key, value in ops)
