@@ -182,8 +182,9 @@ class Client:
         self._events: asyncio.Queue[ClientEvent | None] = asyncio.Queue(maxsize=max(2, max_events))
         self.auto_ack = auto_ack
         self._unacked: set[int] = set()  # handed to the application, not yet acked (auto_ack off)
-        self._acked: list[int] = []  # acked by the application, waiting for older ones (a heap)
+        self._acked: list[int] = []  # acks waiting for older messages to be acked (a heap)
         self._gap = 0  # the oldest message dropped because the queue was full (0: none)
+        self._resyncing = 0  # the gap a sync in progress is filling (0: none)
         self._gap_sync: asyncio.Task[None] | None = None
         self._ended = False  # the end marker (None) is queued
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -500,7 +501,13 @@ class Client:
             return
         self._unacked.discard(message_id)
         heapq.heappush(self._acked, message_id)
-        floor = min(self._unacked) if self._unacked else None
+        self._release_acks()
+
+    def _release_acks(self) -> None:
+        """Send the acks below every message not acknowledged yet: those the application
+        holds (``auto_ack=False``) and those dropped from a full queue, not synced again yet."""
+        pending = [*self._unacked, self._gap, self._resyncing]
+        floor = min((i for i in pending if i), default=None)
         while self._acked and (floor is None or self._acked[0] < floor):
             self._queue_ack(heapq.heappop(self._acked))
 
@@ -513,13 +520,11 @@ class Client:
 
     async def _sync_gap(self) -> None:
         ws = self._ws
-        if ws is None or self._syncing:
+        if ws is None or self._syncing or not self._gap:
             return  # the next (re)connect's sync starts from before the gap
-        gap, self._gap = self._gap, 0
-        try:
-            await self._sync_all(ws, after=gap - 1)
-        except (ConnectionLost, ImError, ConnectionClosed):
-            self._gap = min(self._gap or gap, gap)
+        with contextlib.suppress(ConnectionLost, ImError, ConnectionClosed):  # the gap stays
+            await self._sync_all(ws, after=self._gap - 1)
+        asyncio.get_running_loop().call_soon(self._after_read)  # dropped again: go on once read
 
     async def request(self, frame: pb.ClientFrame) -> pb.ServerFrame:
         """Send one request on the current connection and await its response.
@@ -684,30 +689,36 @@ class Client:
             self._emit(DisconnectedEvent(code, ws.close_reason or ""))
 
     async def _sync_all(self, ws: ClientConnection, after: int | None = None) -> None:
-        """Sync from ``after`` (default: the cursor) to the end, holding live pushes meanwhile."""
+        """Sync from ``after`` (default: the cursor; before a gap, if any) to the end, holding
+        live pushes meanwhile; a page that finds the queue full ends it (the gap goes on)."""
         self._syncing, self._push_max = True, 0
+        # On a reconnect, re-read a few seconds before the cursor: pushes may arrive out of
+        # id order (concurrent sends, skewed node clocks); the seen-set drops the repeats.
+        if after is None:
+            after = id_minus_ms(self.cursor, SYNC_OVERLAP_MS) if self._seen else self.cursor
+        gap = self._gap
+        if gap:
+            after = min(after, gap - 1)
+        self._gap, self._resyncing = 0, gap
         try:
-            # On a reconnect, re-read a few seconds before the cursor: pushes may arrive out of
-            # id order (concurrent sends, skewed node clocks); the seen-set drops the repeats.
-            if after is None:
-                after = id_minus_ms(self.cursor, SYNC_OVERLAP_MS) if self._seen else self.cursor
-                if self._gap:
-                    after, self._gap = min(after, self._gap - 1), 0
             while True:
                 reply = await self._exchange(ws, pb.ClientFrame(sync=pb.Sync(after=after, limit=500)))
                 for message in reply.page.messages:
                     self._deliver(message, synced=True)
                 after = max(after, reply.page.cursor)
-                if not reply.page.messages:
-                    break
-                if not reply.page.more:
+                if not reply.page.messages or not reply.page.more or self._gap:
                     break
             self.cursor = max(self.cursor, after, self._push_max)
             held, self._held = self._held, []
             for message in sorted(held, key=lambda m: m.id):
                 self._deliver(message, synced=False)
+        except BaseException:
+            if gap:
+                self._gap = min(self._gap or gap, gap)
+            raise
         finally:
-            self._syncing = False
+            self._syncing, self._resyncing = False, 0
+            self._release_acks()
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
@@ -770,7 +781,8 @@ class Client:
             return
         if message.to == self.user and sender != self.user:
             if self.auto_ack:
-                self._queue_ack(message.id)
+                heapq.heappush(self._acked, message.id)
+                self._release_acks()
             else:
                 self._unacked.add(message.id)
 

@@ -40,6 +40,7 @@ _MAX_EXT_ENTRIES = 32
 _MAX_EXT_BYTES = 4096
 _MAX_CMID = 128
 _RECENT = 200_000
+_DOUBT = 0  # a recent-sends entry: not a result (ids are never 0), a retry must be checked
 #: a sync or history page also ends once its messages pass this many bytes (at least one
 #: message): 1,000 messages of 16 KiB took ~105 ms to encode as JSON on the loop
 PAGE_BYTES = 1 << 20
@@ -82,9 +83,12 @@ class Messenger:
         limits: MessageLimits,
         metrics: ImMetrics,
         exclusive_store: bool = False,
+        twin_of: Messenger | None = None,
     ) -> None:
         """``exclusive_store``: no other process writes ``store``, which send epochs need
-        (``im.send_epoch``); with a shared store every client message id is checked."""
+        (``im.send_epoch``); with a shared store every client message id is checked.
+        ``twin_of``: share that messenger's recent sends, sends in flight and epochs (a
+        messenger with other limits for the same users: chunked sends, ``im.spaces``)."""
         self._store = store
         self._keys = keys
         self._accounts = accounts
@@ -101,6 +105,8 @@ class Messenger:
         self._sent: RecentMap[str, int] = RecentMap(_RECENT)
         self.epochs = SendEpochs(self._sent, enabled=durable and exclusive_store)
         self._inflight: dict[str, asyncio.Future[pb.Sent]] = {}
+        if twin_of is not None:
+            self._sent, self.epochs, self._inflight = twin_of._sent, twin_of.epochs, twin_of._inflight
         self._parties: RecentMap[int, str] = RecentMap(_RECENT_PARTIES)  # message id -> join_key(from, to)
         self._dirty_cursors: dict[tuple[str, str], int] = {}
         self.stats = {"sent": 0, "pushed": 0, "duplicates": 0, "acked": 0}
@@ -141,19 +147,22 @@ class Messenger:
             return await self._send_new(session, req)
         key = join_key(session.user, cmid)
         done = self._sent.get(key)
-        if done is not None:
+        if done:
             message_id, timestamp = unpack_ints(done, 2)
             return self._duplicate(pb.Sent(message_id=message_id, timestamp=timestamp))
         pending = self._inflight.get(key)
         if pending is not None:
             return self._duplicate(await asyncio.shield(pending))
+        # _DOUBT (0): an earlier send of this id failed after its write may have applied; it
+        # stays in the map as long as an epoch could vouch for the id, so the retry is checked
+        fresh = done is None and self.epochs.known_fresh(cmid)
         future: asyncio.Future[pb.Sent] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        fresh = self.epochs.known_fresh(key, cmid)
         try:
             sent = await self._send_new(session, req, fresh=fresh)
         except BaseException as exc:
-            self.epochs.doubt(key)  # perhaps stored (an error after the write): a retry must find it
+            if not isinstance(exc, ImError):  # perhaps stored (an error after the write): check a retry
+                self._sent.remember(key, _DOUBT)
             future.set_exception(exc)
             future.exception()  # mark retrieved
             raise
@@ -161,10 +170,8 @@ class Messenger:
             del self._inflight[key]
         if not future.done():
             future.set_result(sent)
-        if sent.timestamp >= 0:  # a clock before 1970 cannot be packed; the store still answers retries
-            self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp))
-        else:
-            self.epochs.doubt(key)
+        # a clock before 1970 cannot be packed: the store still answers retries, checked
+        self._sent.remember(key, pack_ints(sent.message_id, sent.timestamp) if sent.timestamp >= 0 else _DOUBT)
         return sent
 
     def _duplicate(self, sent: pb.Sent) -> pb.Sent:

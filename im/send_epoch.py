@@ -11,7 +11,9 @@ promises the id was first used after it learned the epoch, so any earlier send o
 went to this process since that generation, and the map still holds it while at most
 ``RecentMap.keep`` generations passed: absent there, the id is fresh and the record is
 written with a ``Put``. Any other id (no prefix, another process's epoch, an older
-generation, or one whose earlier send failed in doubt) takes the ``Insert``.
+generation) takes the ``Insert``, and so does one whose earlier send failed after its write
+may have applied: the messenger keeps that id in the same map (``_DOUBT``), so the doubt
+lasts as long as an epoch could vouch for the id.
 
 A client that reuses a prefixed id across epochs against this promise can only store its
 own message twice.
@@ -31,8 +33,6 @@ from im.recent import RecentMap
 
 __all__ = ["SendEpochs"]
 
-_DOUBTFUL = 10_000
-
 
 class SendEpochs:
     """The current epoch of ``sent`` (the messenger's recent-sends map) and the test of an id."""
@@ -40,26 +40,21 @@ class SendEpochs:
     def __init__(self, sent: RecentMap[str, int], *, enabled: bool = True) -> None:
         self._boot = secrets.token_hex(4) if enabled else ""
         self._sent = sent
-        self._doubtful: RecentMap[str, bool] = RecentMap(_DOUBTFUL)
 
     @property
     def current(self) -> str:
         """The epoch to tell clients ("" when disabled)."""
         return f"{self._boot}.{self._sent.generation}" if self._boot else ""
 
-    def known_fresh(self, key: str, client_msg_id: str) -> bool:
-        """``client_msg_id`` (``key``: joined with its user) carries an epoch of this process
-        recent enough that the map would hold an earlier send of it; the caller checked the
-        map and the sends in flight."""
+    def known_fresh(self, client_msg_id: str) -> bool:
+        """``client_msg_id`` carries an epoch of this process
+        recent enough that the map would hold an earlier send of it; the caller found no
+        entry for it in the map and no send of it in flight."""
         prefix, colon, _ = client_msg_id.partition(":")
         boot, dot, generation = prefix.partition(".")
         if not (colon and dot and self._boot) or boot != self._boot:
             return False
-        if not generation.isdigit() or len(generation) > 18:
+        if not (generation.isascii() and generation.isdigit()) or len(generation) > 18:
             return False
         age = self._sent.generation - int(generation)
-        return 0 <= age <= self._sent.keep and key not in self._doubtful
-
-    def doubt(self, key: str) -> None:
-        """A send of ``key`` failed in a way that may have stored it: a retry takes the Insert."""
-        self._doubtful.remember(key, True)
+        return 0 <= age <= self._sent.keep

@@ -90,6 +90,7 @@ class Spaces:
         self._large = Messenger(
             store=messenger._store, keys=messenger._keys, accounts=accounts, registry=registry, ids=ids,
             now_ms=now_ms, durable=messenger.durable, limits=MessageLimits(o.max_payload), metrics=metrics,
+            twin_of=messenger,
         )  # fmt: skip
         self.rooms.on_empty = self._arm
         #: set by the federation: runs a whole group_send / room_send on the owning node, or

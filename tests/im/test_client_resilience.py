@@ -168,3 +168,51 @@ async def test_a_reconnect_waits_the_retry_after_the_node_asked_for() -> None:
     client._run_connection = connection_ended  # type: ignore[assignment,method-assign]
     await asyncio.wait_for(client._supervise(None), 5)  # type: ignore[arg-type]
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.3
+
+
+async def test_acks_never_pass_messages_dropped_from_a_full_queue(node: NodeProcess) -> None:
+    async with Client(node.url, "nia", "nia-password", register=True) as nia:
+        omar = Client(node.url, "omar", "omar-password", register=True, device="phone", auto_ack=False, max_events=6)
+        await omar.connect()
+        assert isinstance(await omar.next_event(5), ConnectedEvent)
+        for i in range(10):
+            await nia.send("omar", f"m{i}")  # m0-m4 queued, m5-m9 dropped
+        await asyncio.sleep(0.5)
+        assert omar._gap
+        read: dict[str, int] = {}
+        event = await omar.next_event(None)  # None: no task, no yield to the loop (a fast reader)
+        assert isinstance(event, MessageEvent)
+        read[event.message.text] = event.message.id
+        omar.ack(event.message.id)
+        await nia.send("omar", "late")  # live, fits, above the gap
+        await asyncio.sleep(0.5)
+        for _ in range(5):  # a fast application: m1-m4 and "late", each finished at once
+            event = await omar.next_event(None)
+            assert isinstance(event, MessageEvent)
+            read[event.message.text] = event.message.id
+            omar.ack(event.message.id)
+        assert "late" in read
+        await asyncio.sleep(0.5)  # m5-m9 come back; the application dies before finishing them
+        await omar.close()
+        again = Client(node.url, "omar", "omar-password", device="phone")
+        session = await again.connect()
+        assert session.acked_cursor < read["late"]  # the node's cursor stopped before m5
+        assert {f"m{i}" for i in range(5, 10)} <= set(await messages_of(again, 6))
+        await again.close()
+
+
+async def test_a_gap_is_synced_to_its_end_even_past_pages_with_nothing_to_show(
+    node_factory: Callable[..., NodeProcess],
+) -> None:
+    node = node_factory("--rate-limit", "0")
+    async with Client(node.url, "pia", "pia-password", register=True) as pia:
+        quin = Client(node.url, "quin", "quin-password", register=True, device="phone", max_events=6)
+        await quin.connect()
+        for i in range(30):
+            await pia.send("quin", f"m{i}")  # most of them dropped
+        await asyncio.sleep(0.3)
+        assert quin._gap
+        await asyncio.gather(*(quin.send("pia", f"own{i}") for i in range(700)))  # pages of nothing new
+        texts = await messages_of(quin, 30)
+        assert sorted(texts) == sorted(f"m{i}" for i in range(30))
+        await quin.close()

@@ -356,3 +356,45 @@ async def test_a_send_epoch_spares_the_store_check_only_while_it_is_current() ->
     assert not any(isinstance(op, Insert) for op in batches[-1])
     stored = {m.id: m.text for m in bob.messages()}  # a retry found in the store is pushed again, same id
     assert sorted(stored.values()) == ["one", "three", "two"]
+
+
+async def test_an_id_with_a_non_ascii_digit_epoch_is_checked_and_its_retry_answers() -> None:
+    h = await Harness.create()
+    alice = await h.register("alice")
+    await h.register("bob")
+    boot = alice.session.send_epoch.split(".")[0] if alice.session else ""
+    cmid = f"{boot}.\u00b2:x"  # '²'.isdigit() holds, int('²') raises
+    first = await h.send(alice, "bob", "hi", cmid)
+    again = await asyncio.wait_for(h.send(alice, "bob", "hi", cmid), 2)
+    assert again.duplicate and again.message_id == first.message_id and not h.messenger._inflight
+
+
+async def test_a_chunked_send_and_a_plain_retry_of_its_epoch_id_store_one_message() -> None:
+    h = await Harness.create()
+    alice, bob = await h.register("alice"), await h.register("bob")
+    cmid = f"{alice.session.send_epoch if alice.session else ''}:same-message"
+    start = pb.ChunkStart(upload="u1", size=5, text=True)
+    start.send.CopyFrom(pb.Send(to="bob", client_msg_id=cmid))
+    await h.call(alice, chunk_start=start)
+    await h.call(alice, chunk=pb.Chunk(upload="u1", offset=0, data=b"hello"))
+    first = (await h.call(alice, chunk_end=pb.ChunkEnd(upload="u1"))).sent
+    retry = await h.send(alice, "bob", "hello", cmid)  # the same message again, not chunked
+    assert retry.duplicate and retry.message_id == first.message_id
+    assert len((await h.call(bob, sync=pb.Sync(after=0))).page.messages) == 1
+
+
+async def test_a_send_stored_in_doubt_keeps_its_retry_checked_however_many_sends_fail() -> None:
+    h = await Harness.create()
+    alice, mallory = await h.register("alice"), await h.register("mallory")
+    await h.register("bob")
+    cmid = f"{alice.session.send_epoch if alice.session else ''}:m1"
+    wall = h.clock.wall_ms
+    h.clock.wall_ms = -10_000 - int((h.clock.t - 1000.0) * 1000)  # a clock before 1970: not remembered
+    first = await h.send(alice, "bob", "hello", cmid)
+    assert first.timestamp < 0
+    h.clock.wall_ms = wall
+    for i in range(200):  # failures before any write leave no trace in the recent-sends map
+        with pytest.raises(ImError):
+            await h.send(mallory, "nobody", "x", f"c{i}")
+    retry = await h.send(alice, "bob", "hello", cmid)
+    assert retry.duplicate and retry.message_id == first.message_id
