@@ -1,7 +1,7 @@
 """Send epochs: client message ids this node knows to be fresh without a store read.
 
 A send with a ``client_msg_id`` stores an idempotency record (``Insert``): a retry finds
-it and gets the first send's id back (``protocol.md`` §5). Proving a fresh id absent costs
+it and gets the first send's id back (``protocol.md`` §7). Proving a fresh id absent costs
 a read of a random key, which the node's recent-sends map cannot replace on its own: a
 retry may come after the node restarted, or from another node's session. An epoch names
 one node process (a random boot id) and one generation of its recent-sends map
@@ -47,9 +47,9 @@ class SendEpochs:
         return f"{self._boot}.{self._sent.generation}" if self._boot else ""
 
     def known_fresh(self, client_msg_id: str) -> bool:
-        """``client_msg_id`` carries an epoch of this process
-        recent enough that the map would hold an earlier send of it; the caller found no
-        entry for it in the map and no send of it in flight."""
+        """``client_msg_id`` carries an epoch of this process recent enough that the map
+        would hold an earlier send of it; the caller found no entry for it in the map and no
+        send of it in flight."""
         prefix, colon, _ = client_msg_id.partition(":")
         boot, dot, generation = prefix.partition(".")
         if not (colon and dot and self._boot) or boot != self._boot:

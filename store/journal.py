@@ -84,10 +84,7 @@ class Journal:
         that version's key from ``unsealing``."""
         self._db_path = db_path
         self._sealing = sealing
-        self._aead: AESGCMSIV | AESGCM | None = None if sealing is None else _aead(sealing)
-        self._openers = {key.header: _aead(key) for key in unsealing}
-        if sealing is not None:
-            self._openers[sealing.header] = self._aead  # type: ignore[assignment]
+        self._openers = {key.header: _aead(key) for key in (*unsealing, *([sealing] if sealing else []))}
         self._fd = -1
         self._segment = 0
         self._size = 0
@@ -160,10 +157,14 @@ class Journal:
                 path.unlink(missing_ok=True)
         self._released = below
 
-    def remove_all(self) -> None:
-        """Delete every segment (all of it is committed) and close."""
+    def delete_segments(self) -> None:
+        """Delete every segment (all of it is committed)."""
         for _, path in segment_paths(self._db_path):
             path.unlink(missing_ok=True)
+
+    def remove_all(self) -> None:
+        """Delete every segment and close."""
+        self.delete_segments()
         self.close()
 
     def close(self) -> None:
@@ -204,10 +205,11 @@ class Journal:
     def _encode(self, batches: Batches) -> bytes:
         body = marshal.dumps(batches, _MARSHAL_VERSION)
         magic = _PLAIN
-        if self._aead is not None and self._sealing is not None:
+        if self._sealing is not None:
             header = self._sealing.header
             nonce = os.urandom(_NONCE)
-            body = bytes((len(header),)) + header + nonce + self._aead.encrypt(nonce, body, _AAD + header)
+            sealed = self._openers[header].encrypt(nonce, body, _AAD + header)
+            body = bytes((len(header),)) + header + nonce + sealed
             magic = _SEALED
         return _HEADER.pack(magic, len(body), zlib.crc32(body)) + body
 

@@ -2,15 +2,15 @@
 
 ``store.sqlite`` in ``journal`` mode acknowledges a batch once it is in the journal
 (``store.journal``) and commits it to SQLite later, so reads consult this overlay first:
-a key's newest acknowledged value, or ``None`` for a delete, beside a sorted key list for
-scans. An entry leaves when the writer committed the write that made it (``drop``), unless
-a later write of the key replaced it meanwhile. For scans the keys are kept sorted per
-partition (``store.shardmap.partition_of``: the first 17 bytes, a user's inbox or a
-conversation), where the layers above keep their scans; a short list per partition takes
-an insert or a removal in a few hundred nanoseconds, where one sorted list of every key
-cost ~15 % of the loop at the maximum rate (tens of thousands of keys, each ``insort`` and
-``del`` moving its tail). A scan across partitions sorts the keys in its range. ``Unsealed`` marks a value the writer
-process is to seal (``SealedStore`` returns it as it is instead of unsealing it).
+a key's newest acknowledged value, or ``None`` for a delete. An entry leaves when the
+writer committed the write that made it (``drop``), unless a later write of the key
+replaced it meanwhile. For scans the keys are kept sorted per partition
+(``store.shardmap.partition_of``: the first 17 bytes, a user's inbox or a conversation),
+where the layers above keep their scans; a short list per partition takes an insert or a
+removal in a few hundred nanoseconds, where one sorted list of every key cost ~15 % of the
+loop at the maximum rate (tens of thousands of keys, each ``insort`` and ``del`` moving
+its tail). A scan across partitions sorts the keys in its range. ``Unsealed`` marks a
+value the writer process is to seal (``SealedStore`` returns it as it is).
 """
 
 from __future__ import annotations

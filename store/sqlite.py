@@ -261,11 +261,11 @@ class SqliteStore(RecordStore):
     async def _replay_journal(self, writer: _InlineWriter | ProcessWriter, journal: Journal) -> None:
         """Commit what a journaled run acknowledged and had not committed when it ended
         (``store.journal``), whatever this store's writer mode, then delete the journal."""
-        if self.writer_mode == "journal":
-            journal.lock()
-        if not segment_paths(self.path):
+        pending = bool(segment_paths(self.path))
+        if pending or self.writer_mode == "journal":
+            journal.lock()  # a second process would replay and delete segments still appended to
+        if not pending:
             return
-        journal.lock()
         waits: list[Awaitable[None]] = []
         ticks = 0
         for batches in journal.replay():
@@ -278,8 +278,7 @@ class SqliteStore(RecordStore):
                 else:
                     waits.append(writer.submit(decode_ops(ops)))
         await asyncio.gather(*waits)
-        for _, path in segment_paths(self.path):
-            path.unlink(missing_ok=True)
+        journal.delete_segments()
         log.info("= sqlite %s: %d journaled ticks committed", self.path, ticks)
 
     async def close(self) -> None:
@@ -288,8 +287,7 @@ class SqliteStore(RecordStore):
         if front is not None:  # attached until the writer stopped: reads keep seeing the overlay
             drained = await front.close(_STOP_TIMEOUT)
         writer, self._writer = self._writer, None
-        if writer is None:
-            self._front = None
+        if writer is None:  # never opened (a front comes only with a writer)
             return
         await writer.stop()
         self._front = None

@@ -76,6 +76,7 @@ class _Tick:
     attempt: int = 0
     ops: int = field(default=0)
     size: int = field(default=0)  # bytes of keys and values
+    sizes: list[int] = field(default_factory=list)  # per batch, for the runs handed to the writer
 
 
 class JournalFront:
@@ -95,7 +96,7 @@ class JournalFront:
         self._stored = stored
         self._loop = loop
         self._tick = 0  # the last tick written to the journal
-        self._batches: list[tuple[bool, Sequence[Op]]] = []
+        self._batches: list[tuple[bool, Sequence[Op], int]] = []  # (seal, ops, bytes)
         self._futures: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._uncommitted: deque[_Tick] = deque()
@@ -129,7 +130,7 @@ class JournalFront:
         if self.closing:
             raise StoreUnavailable("the sqlite store is closing")
         future: asyncio.Future[None] = self._loop.create_future()
-        self._batches.append((seal, checked))
+        self._batches.append((seal, checked, size))
         self._futures.append(future)
         if not self._scheduled:
             self._scheduled = True
@@ -148,7 +149,7 @@ class JournalFront:
         tick = self._tick + 1
         undo: list[tuple[bytes, tuple[bytes | None, int] | None]] = []
         try:
-            outcomes, wires = self._lay_over(queued, tick, undo)
+            outcomes, wires, sizes = self._lay_over(queued, tick, undo)
             segment = self.journal.append(tuple(wires)) if wires else 0
         except Exception as exc:  # noqa: BLE001 - an I/O error: nothing of this tick applied
             for key, previous in reversed(undo):
@@ -167,21 +168,23 @@ class JournalFront:
                 future.set_exception(outcome)
         if wires:
             self._tick = tick
-            self._track(_Tick(tick, tuple(wires), [key for key, _ in undo], segment, ops=len(undo), size=_size(wires)))
+            keys = [key for key, _ in undo]
+            self._track(_Tick(tick, tuple(wires), keys, segment, ops=len(keys), size=sum(sizes), sizes=sizes))
 
     def _lay_over(
         self,
-        queued: list[tuple[bool, Sequence[Op]]],
+        queued: list[tuple[bool, Sequence[Op], int]],
         tick: int,
         undo: list[tuple[bytes, tuple[bytes | None, int] | None]],
-    ) -> tuple[list[KeyExists | None], list[tuple[bool, _Wire]]]:
-        """Each batch's outcome (None or KeyExists) and the wire batches of those that go,
-        laid over the overlay (what it replaced recorded in ``undo``)."""
+    ) -> tuple[list[KeyExists | None], list[tuple[bool, _Wire]], list[int]]:
+        """Each batch's outcome (None or KeyExists), and the wire batches of those that go
+        with their sizes, laid over the overlay (what it replaced recorded in ``undo``)."""
         present = self._insert_keys_present(queued)
         overlay = self.overlay
         outcomes: list[KeyExists | None] = []
         wires: list[tuple[bool, _Wire]] = []
-        for seal, ops in queued:
+        sizes: list[int] = []
+        for seal, ops, size in queued:
             taken = _first_taken(ops, present)
             if taken is not None:
                 outcomes.append(KeyExists(taken))
@@ -198,14 +201,15 @@ class JournalFront:
                     undo.append((op.key, overlay.set(op.key, Unsealed(value) if seal else value, tick)))
                     present[op.key] = True
             wires.append((seal, tuple(wire)))
+            sizes.append(size)
             outcomes.append(None)
-        return outcomes, wires
+        return outcomes, wires, sizes
 
-    def _insert_keys_present(self, queued: list[tuple[bool, Sequence[Op]]]) -> dict[bytes, bool]:
+    def _insert_keys_present(self, queued: list[tuple[bool, Sequence[Op], int]]) -> dict[bytes, bool]:
         """Whether each key an Insert of ``queued`` names is present (overlay over database)."""
         present: dict[bytes, bool] = {}
         unknown: list[bytes] = []
-        for _, ops in queued:
+        for _, ops, _ in queued:
             for op in ops:
                 if type(op) is Insert and op.key not in present:
                     seen = self.overlay.lookup(op.key)
@@ -245,10 +249,9 @@ class JournalFront:
         attempts = [tick.attempt for tick in ticks]
         runs: list[tuple[bool, list[tuple[int, bytes, bytes]]]] = []
         run_bytes = 0
+        room = min(_RUN_BYTES, sqlite_process.MAX_BATCH_BYTES)
         for tick in ticks:
-            for seal, ops in tick.batches:
-                size = _size([(seal, ops)])
-                room = min(_RUN_BYTES, sqlite_process.MAX_BATCH_BYTES)
+            for (seal, ops), size in zip(tick.batches, tick.sizes, strict=True):
                 if runs and runs[-1][0] == seal and len(runs[-1][1]) < _RUN_OPS and run_bytes + size <= room:
                     runs[-1][1].extend(ops)
                     run_bytes += size
@@ -365,6 +368,3 @@ def _first_taken(ops: Sequence[Op], present: dict[bytes, bool]) -> bytes | None:
             local[op.key] = type(op) is not Delete
     return None
 
-
-def _size(wires: Sequence[tuple[bool, _Wire]]) -> int:
-    return sum(len(key) + len(value) for _, ops in wires for _, key, value in ops)
